@@ -1,0 +1,54 @@
+# Two commands on a fresh clone: `make demo` and `make test`. Both install what they need into
+# .venv from the pinned lock file first. Nothing else needs to be installed by hand.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+UV_VERSION := 0.13.9
+# The newest Airflow 3 release is the default; AIRFLOW=3.1 selects the oldest supported one.
+AIRFLOW ?= 3.3
+VENV ?= .venv
+ifneq ($(AIRFLOW),3.3)
+VENV := .venv-airflow-$(AIRFLOW)
+endif
+LOCK := requirements/lock-airflow-$(AIRFLOW).txt
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint typecheck importlint pytest lock clean bench-emulator
+
+install: $(STAMP)
+
+$(STAMP): $(LOCK) pyproject.toml
+	@echo "==> creating $(VENV) with $(PYTHON) and installing $(LOCK)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	@$(VENV)/bin/uv pip install --quiet --python $(PY) -r $(LOCK)
+	@$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps -e .
+	@touch $(STAMP)
+
+demo: install
+	$(PY) -m ecs_emulator.demo
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+importlint: install
+	$(VENV)/bin/lint-imports
+
+pytest: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck importlint pytest
+
+bench-emulator: install
+	$(PY) -m ecs_emulator.bench
+
+# Re-resolve the pinned lock files (run by a maintainer, never by the test command).
+lock:
+	$(VENV)/bin/uv pip compile requirements/base.in --python-version 3.11 -o requirements/lock-airflow-3.3.txt
+
+clean:
+	rm -rf .venv .venv-airflow-* .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,77 @@
+"""Services the emulator does not implement itself (S3, STS, ...) served by moto in-process.
+
+Requests without an ``X-Amz-Target`` of ours are handed to moto's WSGI application, which picks the
+service from the request's signature. moto is an optional dependency (the ``emulator`` extra).
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import threading
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import unquote
+
+from ecs_emulator.server import Reply, json_reply
+
+_app: Any = None
+_lock = threading.Lock()
+
+
+def _moto_app() -> Any:
+    global _app  # noqa: PLW0603 - one moto application per process, as moto's backends are global
+    with _lock:
+        if _app is None:
+            from moto.server import DomainDispatcherApplication, create_backend_app
+
+            _app = DomainDispatcherApplication(create_backend_app)
+        return _app
+
+
+def handle(method: str, path: str, headers: Mapping[str, str], body: bytes, port: int) -> Reply:
+    try:
+        app = _moto_app()
+    except ImportError:
+        return json_reply(
+            501,
+            {"message": "This service is served by moto, which is not installed: pip install 'moto[s3,sts]'."},
+        )
+    raw_path, _, query = path.partition("?")
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": unquote(raw_path),
+        "RAW_URI": path,
+        "QUERY_STRING": query,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": str(port),
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": headers.get("Content-Type", ""),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    for key, value in headers.items():
+        name = key.upper().replace("-", "_")
+        if name not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            environ[f"HTTP_{name}"] = value
+    captured: dict[str, Any] = {}
+
+    def start_response(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        captured["status"] = int(status.split(" ", 1)[0])
+        captured["headers"] = response_headers
+
+    chunks = app(environ, start_response)
+    try:
+        payload = b"".join(chunks)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close:
+            close()
+    return Reply(captured["status"], payload, headers=captured["headers"])

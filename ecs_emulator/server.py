@@ -1,0 +1,230 @@
+"""The HTTP front: AWS JSON 1.1 protocol for ECS and CloudWatch Logs, plus the control API.
+
+Requests are routed by ``X-Amz-Target``. The order of checks follows AWS: authentication, then
+throttling, then the request's own validity, then the operation. A fault drawn for the call may
+replace the answer (5xx, throttling, a reset connection) or follow it (a lost response: the work
+is done, the client never hears back).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import socket
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+from ecs_emulator.errors import (
+    AwsError,
+    MissingAuthenticationToken,
+    SerializationException,
+    ServerException,
+    ThrottlingException,
+    UnknownOperationException,
+)
+from ecs_emulator.shapes import check_request, check_response
+
+if TYPE_CHECKING:
+    from ecs_emulator.emulator import Emulator
+
+_log = logging.getLogger(__name__)
+CONTROL_PREFIX = "/_emulator/"
+_REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
+
+
+class ExpiredTokenException(AwsError):
+    code = "ExpiredTokenException"
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+    content_type: str = "application/x-amz-json-1.1"
+    after: str | None = None  # "reset": close with RST instead of answering; "hold": answer never sent
+    hold_seconds: float = 0.0
+    headers: list[tuple[str, str]] | None = None
+
+
+def _json(status: int, payload: Any, content_type: str = "application/x-amz-json-1.1") -> Reply:
+    return Reply(status, json.dumps(payload, separators=(",", ":")).encode(), content_type)
+
+
+def _error(err: AwsError) -> Reply:
+    return _json(err.status, err.body())
+
+
+class Dispatcher:
+    """Turns one request into one reply; knows nothing of sockets."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+        self.services: Mapping[str, tuple[str, Mapping[str, Callable[[dict[str, Any]], dict[str, Any]]]]] = {
+            "AmazonEC2ContainerServiceV20141113": ("ecs", emulator.ecs.handlers),
+            "Logs_20140328": ("logs", emulator.logs.handlers),
+        }
+
+    def aws(self, target: str, body: bytes, headers: Mapping[str, str]) -> Reply:
+        prefix, _, op = target.partition(".")
+        entry = self.services.get(prefix)
+        em = self.emulator
+        if entry is None:
+            return _error(UnknownOperationException(f"Unsupported service target {prefix!r}."))
+        service, handlers = entry
+        handler = handlers.get(op)
+        if handler is None:
+            return _error(UnknownOperationException(f"Operation {op} is not supported."))
+        em.count(op, "calls")
+        if "Authorization" not in headers:
+            return _error(MissingAuthenticationToken("Missing Authentication Token"))
+        if em.faults.credentials_expired():
+            em.count(op, "expired_credentials")
+            return _error(ExpiredTokenException("The security token included in the request is expired"))
+        latency = em.profile.latency_for(op)
+        if latency is not None:
+            time.sleep(latency.sample(em.rng))
+        fault = em.faults.api_fault(op)
+        if fault == "throttle" or not em.take_token(op):
+            em.count(op, "throttled")
+            return _error(ThrottlingException())
+        if fault == "connection_reset":
+            em.count(op, "connection_reset")
+            return Reply(0, b"", after="reset")
+        if fault == "server_error":
+            em.count(op, "server_error")
+            return _error(ServerException("Service Unavailable. Please try again later."))
+        try:
+            params = json.loads(body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            return _error(SerializationException("Start of structure or map found where not expected."))
+        try:
+            check_request(service, op, params)
+            result = handler(params)
+        except AwsError as err:
+            em.count(op, f"error.{err.code}")
+            return _error(err)
+        except Exception:  # a bug in the emulator must answer 500, never kill the server
+            _log.exception("%s failed", op)
+            em.count(op, "error.internal")
+            return _error(ServerException("An internal error occurred in the emulator."))
+        if em.validate_responses:
+            problems = check_response(service, op, result)
+            if problems:
+                em.record_shape_problems(op, problems)
+        reply = _json(200, result)
+        if fault == "lost_response":
+            em.count(op, "lost_response")
+            reply.after = "hold"
+            reply.hold_seconds = em.profile.faults.lost_response_hold
+        return reply
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: EmulatorHTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+        _log.debug("%s " + format, self.address_string(), *args)
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, reply: Reply) -> None:
+        self.send_response(reply.status)
+        if reply.headers is not None:
+            for key, value in reply.headers:
+                if key.lower() not in ("content-length", "transfer-encoding", "connection"):
+                    self.send_header(key, value)
+        else:
+            self.send_header("Content-Type", reply.content_type)
+            self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(reply.body)
+
+    def _reset(self) -> None:
+        # SO_LINGER with a zero timeout makes close() send RST: the client sees "connection reset".
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
+
+    def do_POST(self) -> None:
+        body = self._body()
+        if self.path.startswith(CONTROL_PREFIX):
+            self._send(self.server.control(self.command, self.path, body))
+            return
+        target = self.headers.get("X-Amz-Target")
+        if not target:
+            self._send(self.server.other(self.command, self.path, dict(self.headers), body))
+            return
+        reply = self.server.dispatcher.aws(target, body, dict(self.headers))
+        if reply.after == "reset":
+            self._reset()
+        elif reply.after == "hold":
+            # The work is done but the answer is lost: hold the connection, then drop it unanswered.
+            time.sleep(reply.hold_seconds)
+            self._reset()
+        else:
+            self._send(reply)
+
+    def do_GET(self) -> None:
+        if self.path.startswith(CONTROL_PREFIX):
+            self._send(self.server.control(self.command, self.path, b""))
+        else:
+            self._send(self.server.other(self.command, self.path, dict(self.headers), b""))
+
+    do_PUT = do_GET
+    do_DELETE = do_GET
+    do_HEAD = do_GET
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        except OSError:
+            pass  # the connection was reset on purpose, or by the client
+
+
+class EmulatorHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+    def __init__(
+        self,
+        port: int,
+        dispatcher: Dispatcher,
+        control: Callable[[str, str, bytes], Reply],
+        other: Callable[[str, str, dict[str, str], bytes], Reply],
+    ) -> None:
+        # Loopback only: the emulator is a development tool and must never listen on a network.
+        super().__init__(("127.0.0.1", port), _Handler)
+        self.dispatcher = dispatcher
+        self.control = control
+        self.other = other
+        self._thread: threading.Thread | None = None
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        _log.debug("connection from %s ended with an error", client_address, exc_info=True)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.serve_forever, name="ecs-emulator-http", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+
+def json_reply(status: int, payload: Any) -> Reply:
+    return _json(status, payload, "application/json")

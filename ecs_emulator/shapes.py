@@ -1,0 +1,105 @@
+"""Requests and responses checked against botocore's own service models.
+
+Requests are checked with botocore's parameter validator, so a malformed request gets the error a
+real client would see. Responses are checked strictly, member by member, against the operation's
+output shape: a key the model does not know, a wrong type or a value outside an enum is reported.
+Tests turn response checking on; a mismatch is a bug in the emulator.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import botocore.session
+from botocore.model import OperationModel, ServiceModel, Shape
+from botocore.validate import ParamValidator
+
+from ecs_emulator.errors import InvalidParameterException, SerializationException, UnknownOperationException
+
+
+@functools.cache
+def service_model(name: str) -> ServiceModel:
+    return botocore.session.get_session().get_service_model(name)
+
+
+@functools.cache
+def operation(service: str, name: str) -> OperationModel:
+    try:
+        return service_model(service).operation_model(name)
+    except Exception:
+        raise UnknownOperationException(f"Operation {name} is not supported.") from None
+
+
+def check_request(service: str, name: str, params: Any) -> None:
+    """Raise the AWS error a malformed request gets, or return None."""
+    if not isinstance(params, dict):
+        raise SerializationException("Start of structure or map found where not expected.")
+    shape = operation(service, name).input_shape
+    if shape is None:
+        return
+    report = ParamValidator().validate(params, shape)
+    if not report.has_errors():
+        return
+    text = report.generate_report()
+    if "Invalid type" in text or "Unknown parameter" in text:
+        raise SerializationException(text.replace("\n", " "))
+    raise InvalidParameterException(text.replace("\n", " "))
+
+
+def check_response(service: str, name: str, body: Any) -> list[str]:
+    """Every way ``body`` departs from the operation's output shape; empty when it matches."""
+    shape = operation(service, name).output_shape
+    if shape is None:
+        return [] if body in ({}, None) else ["the operation has no output but the body is not empty"]
+    problems: list[str] = []
+    _check(shape, body, name, problems)
+    return problems
+
+
+def _check(shape: Shape, value: Any, path: str, problems: list[str]) -> None:
+    kind = shape.type_name
+    if kind == "structure":
+        if not isinstance(value, dict):
+            problems.append(f"{path}: expected an object, got {type(value).__name__}")
+            return
+        members = shape.members  # type: ignore[attr-defined]
+        for key, item in value.items():
+            if key not in members:
+                problems.append(f"{path}.{key}: not a member of {shape.name}")
+            else:
+                _check(members[key], item, f"{path}.{key}", problems)
+        for key in shape.required_members:  # type: ignore[attr-defined]
+            if key not in value:
+                problems.append(f"{path}.{key}: required by {shape.name} but absent")
+    elif kind == "list":
+        if not isinstance(value, list):
+            problems.append(f"{path}: expected a list, got {type(value).__name__}")
+            return
+        for i, item in enumerate(value):
+            _check(shape.member, item, f"{path}[{i}]", problems)  # type: ignore[attr-defined]
+    elif kind == "map":
+        if not isinstance(value, dict):
+            problems.append(f"{path}: expected a map, got {type(value).__name__}")
+            return
+        for key, item in value.items():
+            _check(shape.value, item, f"{path}[{key!r}]", problems)  # type: ignore[attr-defined]
+    elif kind == "string":
+        if not isinstance(value, str):
+            problems.append(f"{path}: expected a string, got {type(value).__name__}")
+        elif shape.enum and value not in shape.enum:
+            problems.append(f"{path}: {value!r} is not one of {shape.name}'s values")
+    elif kind in ("integer", "long"):
+        if not isinstance(value, int) or isinstance(value, bool):
+            problems.append(f"{path}: expected an integer, got {type(value).__name__}")
+    elif kind in ("double", "float"):
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            problems.append(f"{path}: expected a number, got {type(value).__name__}")
+    elif kind == "boolean":
+        if not isinstance(value, bool):
+            problems.append(f"{path}: expected a boolean, got {type(value).__name__}")
+    elif kind == "timestamp":
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            problems.append(f"{path}: expected epoch seconds, got {type(value).__name__}")
+    elif kind == "blob" and not isinstance(value, str):
+        problems.append(f"{path}: expected base64 text, got {type(value).__name__}")
