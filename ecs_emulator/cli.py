@@ -14,11 +14,14 @@ from ecs_emulator.profile import BUILTIN_PROFILES
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``ecs-emulator``."""
     parser = argparse.ArgumentParser(
         prog="ecs-emulator",
         description="A local Amazon ECS + CloudWatch Logs emulator on 127.0.0.1 that runs tasks for real.",
     )
-    parser.add_argument("--port", type=int, default=4566, help="TCP port on 127.0.0.1 (0 picks a free one; default 4566)")
+    parser.add_argument(
+        "--port", type=int, default=4566, help="TCP port on 127.0.0.1 (0 picks a free one; default 4566)"
+    )
     parser.add_argument(
         "--profile",
         default="fast",
@@ -33,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the emulator until SIGINT or SIGTERM; 2 when it cannot start."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -50,8 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"ecs-emulator: cannot listen on 127.0.0.1:{args.port}: {exc.strerror}", file=sys.stderr)
         return 2
-    print(f"ECS emulator ready at {emulator.endpoint_url} (profile {emulator.profile.name}, runner {emulator.runner.kind})",
-          flush=True)
+    print(
+        f"ECS emulator ready at {emulator.endpoint_url} "
+        f"(profile {emulator.profile.name}, runner {emulator.runner.kind})",
+        flush=True,
+    )
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())

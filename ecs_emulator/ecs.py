@@ -222,11 +222,18 @@ class EcsService:
         tags = validate_tags(req.get("tags"))
         family = req["family"]
         containers = []
-        for c in req["containerDefinitions"]:
-            c = dict(c)
+        for given in req["containerDefinitions"]:
+            c = dict(given)
             c.setdefault("essential", True)
-            for key in ("portMappings", "environment", "mountPoints", "volumesFrom", "environmentFiles",
-                        "systemControls", "credentialSpecs"):
+            for key in (
+                "portMappings",
+                "environment",
+                "mountPoints",
+                "volumesFrom",
+                "environmentFiles",
+                "systemControls",
+                "credentialSpecs",
+            ):
                 c.setdefault(key, [])
             c.setdefault("cpu", 0)
             containers.append(c)
@@ -252,8 +259,14 @@ class EcsService:
                 "registeredAt": time.time(),
                 "registeredBy": f"arn:aws:iam::{ACCOUNT}:root",
             }
-            for key in ("taskRoleArn", "executionRoleArn", "runtimePlatform", "pidMode", "ipcMode",
-                        "ephemeralStorage"):
+            for key in (
+                "taskRoleArn",
+                "executionRoleArn",
+                "runtimePlatform",
+                "pidMode",
+                "ipcMode",
+                "ephemeralStorage",
+            ):
                 if req.get(key):
                     body[key] = req[key]
             if req.get("cpu") is not None:
@@ -292,7 +305,7 @@ class EcsService:
                 for family in sorted(self._families)
                 if family.startswith(prefix)
                 for td in self._families[family]
-                if status == "ALL" or td.status == status
+                if status in ("ALL", td.status)
             ]
         if req.get("sort") == "DESC":
             arns.reverse()
@@ -382,7 +395,12 @@ class EcsService:
             return {"tasks": [t.describe(include_tags=True) for t in tasks], "failures": failures}
 
     def _check_launch(
-        self, req: Mapping[str, Any], td: TaskDefinition, launch_type: str, cpu: int | None, memory: int | None
+        self,
+        req: Mapping[str, Any],
+        td: TaskDefinition,
+        launch_type: str,
+        cpu: int | None,
+        memory: int | None,
     ) -> str | None:
         platform = req.get("platformVersion")
         network = td.body["networkMode"]
@@ -391,7 +409,9 @@ class EcsService:
                 raise InvalidParameterException("Task definition does not support launch_type FARGATE.")
             if platform is not None and platform not in FARGATE_PLATFORMS:
                 raise PlatformUnknownException("The specified platform does not exist.")
-            assert cpu is not None and memory is not None  # a FARGATE-compatible definition has both
+            # A FARGATE-compatible definition has both.
+            assert cpu is not None
+            assert memory is not None
             check_fargate_size(cpu, memory)
             platform = FARGATE_PLATFORMS[platform or "LATEST"]
         elif platform is not None:
@@ -597,7 +617,7 @@ class EcsService:
                 if c.last_status != TERMINAL:
                     c.last_status = "RUNNING"
             if failure:
-                for c, handle in started:
+                for _, handle in started:
                     handle.signal(signal.SIGKILL)
                 self.counters["tasks_failed_to_start"] += 1
                 if task.desired_status == TERMINAL:  # StopTask came first; it keeps its stop code
@@ -679,12 +699,16 @@ class EcsService:
         for c in task.containers:
             if c.live and c.handle is not None:
                 c.handle.signal(signal.SIGTERM)
-                self._after(c.stop_timeout, task, lambda t, c=c: self._kill(c))
+                self._timeline.call_later(c.stop_timeout, self._killer(c))
         self._maybe_execution_stopped(task)
 
-    def _kill(self, c: Container) -> None:
-        if c.live and c.handle is not None:
-            c.handle.signal(signal.SIGKILL)
+    def _killer(self, c: Container) -> Callable[[], None]:
+        def kill() -> None:  # SIGKILL once stopTimeout has passed, if SIGTERM was not enough
+            with self._lock:
+                if c.live and c.handle is not None:
+                    c.handle.signal(signal.SIGKILL)
+
+        return kill
 
     def _maybe_execution_stopped(self, task: Task) -> None:
         if task.last_status != "STOPPING" or task.execution_stopped_at is not None:
@@ -835,8 +859,13 @@ class EcsService:
                     "startedAt": t.started_at,
                     "stoppedAt": t.stopped_at,
                     "containers": [
-                        {"name": c.name, "lastStatus": c.last_status, "exitCode": c.exit_code, "reason": c.reason,
-                         "tail": list(c.tail)[-20:]}
+                        {
+                            "name": c.name,
+                            "lastStatus": c.last_status,
+                            "exitCode": c.exit_code,
+                            "reason": c.reason,
+                            "tail": list(c.tail)[-20:],
+                        }
                         for c in t.containers
                     ],
                 }

@@ -90,7 +90,10 @@ class Emulator:
     def start(self) -> Emulator:
         self._server.start()
         _log.info(
-            "ECS emulator listening on %s (profile %s, runner %s)", self.endpoint_url, self.profile.name, self.runner.kind
+            "ECS emulator listening on %s (profile %s, runner %s)",
+            self.endpoint_url,
+            self.profile.name,
+            self.runner.kind,
         )
         return self
 
@@ -103,7 +106,9 @@ class Emulator:
     def __enter__(self) -> Emulator:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     # -- used by the dispatcher ---------------------------------------------------------------
@@ -204,10 +209,10 @@ class ControlClient:
 
     def _call(self, method: str, route: str, payload: dict[str, Any] | None = None) -> Any:
         data = json.dumps(payload).encode() if payload is not None else None
-        request = urllib.request.Request(self.base + route, data=data, method=method)
+        request = urllib.request.Request(self.base + route, data=data, method=method)  # noqa: S310 - our http URL
         request.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - loopback only
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
                 return json.loads(response.read())
         except urllib.error.HTTPError as exc:
             raise RuntimeError(f"emulator control {route}: {exc.code} {exc.read().decode()}") from None

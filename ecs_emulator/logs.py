@@ -7,6 +7,7 @@ end of the stream is reached; FilterLogEvents pages with ``nextToken``.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from bisect import bisect_left
@@ -130,7 +131,9 @@ class LogsService:
     def create_log_group(self, req: dict[str, Any]) -> dict[str, Any]:
         name = req.get("logGroupName")
         if not isinstance(name, str) or not 1 <= len(name) <= 512:
-            raise InvalidParameterException("1 validation error detected: Value at 'logGroupName' failed to satisfy constraint")
+            raise InvalidParameterException(
+                "1 validation error detected: Value at 'logGroupName' failed to satisfy constraint"
+            )
         with self._lock:
             if name in self._groups:
                 raise ResourceAlreadyExistsException("The specified log group already exists")
@@ -208,8 +211,10 @@ class LogsService:
             if not isinstance(ev, dict) or not isinstance(ev.get("message"), str):
                 raise InvalidParameterException("Each log event needs a timestamp and a message")
             pairs.append((int(ev.get("timestamp", 0)), ev["message"]))
-        if any(b[0] < a[0] for a, b in zip(pairs, pairs[1:], strict=False)):
-            raise InvalidParameterException("Log events in a single PutLogEvents request must be in chronological order.")
+        if any(b[0] < a[0] for a, b in itertools.pairwise(pairs)):
+            raise InvalidParameterException(
+                "Log events in a single PutLogEvents request must be in chronological order."
+            )
         with self._lock:
             self._stream(req)
         self.append(req["logGroupName"], req["logStreamName"], pairs)
@@ -231,7 +236,11 @@ class LogsService:
             else:
                 end, start = pos, max(lo, pos - limit)
             events = [
-                {"timestamp": stream.timestamps[i], "message": stream.messages[i], "ingestionTime": stream.ingested[i]}
+                {
+                    "timestamp": stream.timestamps[i],
+                    "message": stream.messages[i],
+                    "ingestionTime": stream.ingested[i],
+                }
                 for i in range(start, end)
             ]
         return {

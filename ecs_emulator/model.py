@@ -14,6 +14,8 @@ TERMINAL = "STOPPED"
 
 @dataclass
 class Cluster:
+    """An ECS cluster."""
+
     name: str
     arn: str
     capacity_providers: list[str] = field(default_factory=list)
@@ -25,6 +27,8 @@ class Cluster:
 
 @dataclass
 class TaskDefinition:
+    """One revision of a task definition family."""
+
     family: str
     revision: int
     arn: str
@@ -47,6 +51,8 @@ class TaskDefinition:
 
 @dataclass
 class AwsLogsTarget:
+    """Where the awslogs driver writes a container's output."""
+
     group: str
     stream: str
     create_group: bool
@@ -54,6 +60,8 @@ class AwsLogsTarget:
 
 @dataclass
 class Container:
+    """One container of a task: its settings, its state and its running handle."""
+
     name: str
     arn: str
     image: str
@@ -104,6 +112,8 @@ class Container:
 
 @dataclass
 class Task:
+    """One ECS task and every fact DescribeTasks reports about it."""
+
     task_id: str
     arn: str
     cluster_arn: str

@@ -23,13 +23,14 @@ def _moto_app() -> Any:
     global _app  # noqa: PLW0603 - one moto application per process, as moto's backends are global
     with _lock:
         if _app is None:
-            from moto.server import DomainDispatcherApplication, create_backend_app
+            from moto import server
 
-            _app = DomainDispatcherApplication(create_backend_app)
+            _app = server.DomainDispatcherApplication(server.create_backend_app)  # type: ignore[attr-defined]
         return _app
 
 
 def handle(method: str, path: str, headers: Mapping[str, str], body: bytes, port: int) -> Reply:
+    """Serve one request with moto's WSGI application."""
     try:
         app = _moto_app()
     except ImportError:

@@ -8,6 +8,7 @@ the Docker CLI where an engine answers, and refuses to start, with the reason, w
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -58,10 +59,14 @@ class ContainerSpec:
 
 
 class Handle(Protocol):
+    """A started container that can be sent a signal."""
+
     def signal(self, sig: int) -> None: ...
 
 
 class Runner(Protocol):
+    """Starts containers; one implementation per runner kind."""
+
     kind: str
 
     def start(self, spec: ContainerSpec, on_output: OnOutput, on_exit: OnExit) -> Handle: ...
@@ -81,10 +86,8 @@ class _ProcessHandle:
         self.oom_killed = False
 
     def signal(self, sig: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 class ProcessRunner:
@@ -114,9 +117,7 @@ class ProcessRunner:
     def start(self, spec: ContainerSpec, on_output: OnOutput, on_exit: OnExit) -> Handle:
         argv = self._argv(spec)
         if not argv:
-            raise StartError(
-                "CannotStartContainerError: Error response from daemon: no command specified"
-            )
+            raise StartError("CannotStartContainerError: Error response from daemon: no command specified")
         with self._lock:
             if len(self._live) >= self.max_processes:
                 raise StartError(
@@ -145,7 +146,10 @@ class ProcessRunner:
         with self._lock:
             self._live[proc.pid] = handle
         threading.Thread(
-            target=self._pump, args=(handle, on_output, on_exit), name=f"ecs-emulator-{spec.task_id[:8]}", daemon=True
+            target=self._pump,
+            args=(handle, on_output, on_exit),
+            name=f"ecs-emulator-{spec.task_id[:8]}",
+            daemon=True,
         ).start()
         return handle
 
@@ -237,9 +241,7 @@ class SimulatedRunner:
 
     def start(self, spec: ContainerSpec, on_output: OnOutput, on_exit: OnExit) -> Handle:
         env = spec.environment
-        duration = (
-            float(env[SIM_DURATION_ENV]) if SIM_DURATION_ENV in env else self.settings.duration.sample(self._rng)
-        )
+        duration = float(env[SIM_DURATION_ENV]) if SIM_DURATION_ENV in env else self.settings.duration.sample(self._rng)
         code = int(env[SIM_EXIT_CODE_ENV]) if SIM_EXIT_CODE_ENV in env else self.settings.exit_code
         handle = _SimulatedHandle(self, on_exit)
         self.timeline.call_later(duration, lambda: handle.finish(code))
@@ -320,8 +322,16 @@ class DockerRunner(ProcessRunner):
         return _DockerHandle(name)
 
 
-def make_runner(kind: str, *, timeline: Timeline, simulated: Simulated, rng: random.Random,
-                max_processes: int, enforce_memory: bool) -> Runner:
+def make_runner(
+    kind: str,
+    *,
+    timeline: Timeline,
+    simulated: Simulated,
+    rng: random.Random,
+    max_processes: int,
+    enforce_memory: bool,
+) -> Runner:
+    """The runner of the given kind."""
     if kind == "process":
         return ProcessRunner(max_processes=max_processes, enforce_memory=enforce_memory)
     if kind == "simulated":

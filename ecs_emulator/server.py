@@ -8,6 +8,7 @@ is done, the client never hears back).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -40,11 +41,15 @@ _REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
 
 
 class ExpiredTokenException(AwsError):
+    """The caller's temporary credentials have expired."""
+
     code = "ExpiredTokenException"
 
 
 @dataclass
 class Reply:
+    """One HTTP answer, or the instruction not to answer."""
+
     status: int
     body: bytes
     content_type: str = "application/x-amz-json-1.1"
@@ -130,7 +135,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: EmulatorHTTPServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+    def log_message(self, format: str, *args: Any) -> None:
         _log.debug("%s " + format, self.address_string(), *args)
 
     def _body(self) -> bytes:
@@ -187,13 +192,13 @@ class _Handler(BaseHTTPRequestHandler):
     do_HEAD = do_GET
 
     def finish(self) -> None:
-        try:
+        with contextlib.suppress(OSError):  # the connection was reset on purpose, or by the client
             super().finish()
-        except OSError:
-            pass  # the connection was reset on purpose, or by the client
 
 
 class EmulatorHTTPServer(ThreadingHTTPServer):
+    """A threaded HTTP/1.1 server with keep-alive, bound to 127.0.0.1."""
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 256
@@ -227,4 +232,5 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
 
 
 def json_reply(status: int, payload: Any) -> Reply:
+    """A plain JSON answer (the control API)."""
     return _json(status, payload, "application/json")

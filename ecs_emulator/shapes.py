@@ -20,11 +20,13 @@ from ecs_emulator.errors import InvalidParameterException, SerializationExceptio
 
 @functools.cache
 def service_model(name: str) -> ServiceModel:
+    """The botocore model of one service (cached)."""
     return botocore.session.get_session().get_service_model(name)
 
 
 @functools.cache
 def operation(service: str, name: str) -> OperationModel:
+    """The botocore model of one operation; UnknownOperationException when there is none."""
     try:
         return service_model(service).operation_model(name)
     except Exception:
@@ -38,13 +40,22 @@ def check_request(service: str, name: str, params: Any) -> None:
     shape = operation(service, name).input_shape
     if shape is None:
         return
-    report = ParamValidator().validate(params, shape)
+    report = ParamValidator().validate(_without_nulls(params), shape)
     if not report.has_errors():
         return
     text = report.generate_report()
     if "Invalid type" in text or "Unknown parameter" in text:
         raise SerializationException(text.replace("\n", " "))
     raise InvalidParameterException(text.replace("\n", " "))
+
+
+def _without_nulls(value: Any) -> Any:
+    """The JSON protocol treats a member set to null as absent."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
 
 
 def check_response(service: str, name: str, body: Any) -> list[str]:
@@ -63,13 +74,13 @@ def _check(shape: Shape, value: Any, path: str, problems: list[str]) -> None:
         if not isinstance(value, dict):
             problems.append(f"{path}: expected an object, got {type(value).__name__}")
             return
-        members = shape.members  # type: ignore[attr-defined]
+        members = shape.members
         for key, item in value.items():
             if key not in members:
                 problems.append(f"{path}.{key}: not a member of {shape.name}")
             else:
                 _check(members[key], item, f"{path}.{key}", problems)
-        for key in shape.required_members:  # type: ignore[attr-defined]
+        for key in shape.required_members:
             if key not in value:
                 problems.append(f"{path}.{key}: required by {shape.name} but absent")
     elif kind == "list":
@@ -77,13 +88,13 @@ def _check(shape: Shape, value: Any, path: str, problems: list[str]) -> None:
             problems.append(f"{path}: expected a list, got {type(value).__name__}")
             return
         for i, item in enumerate(value):
-            _check(shape.member, item, f"{path}[{i}]", problems)  # type: ignore[attr-defined]
+            _check(shape.member, item, f"{path}[{i}]", problems)
     elif kind == "map":
         if not isinstance(value, dict):
             problems.append(f"{path}: expected a map, got {type(value).__name__}")
             return
         for key, item in value.items():
-            _check(shape.value, item, f"{path}[{key!r}]", problems)  # type: ignore[attr-defined]
+            _check(shape.value, item, f"{path}[{key!r}]", problems)
     elif kind == "string":
         if not isinstance(value, str):
             problems.append(f"{path}: expected a string, got {type(value).__name__}")

@@ -131,7 +131,9 @@ def validate_task_definition(req: Mapping[str, Any]) -> tuple[int | None, int | 
         for c in containers:
             log_config = c.get("logConfiguration") or {}
             if log_config.get("logDriver") == "awslogs" and not req.get("executionRoleArn"):
-                raise ClientException("Fargate requires task definition to have execution role ARN to support log driver awslogs.")
+                raise ClientException(
+                    "Fargate requires task definition to have execution role ARN to support log driver awslogs."
+                )
     elif memory is None:
         for c in containers:
             if c.get("memory") is None and c.get("memoryReservation") is None:
@@ -143,6 +145,7 @@ def validate_task_definition(req: Mapping[str, Any]) -> tuple[int | None, int | 
 
 
 def check_fargate_size(cpu: int, memory: int) -> None:
+    """Reject a task size that Fargate does not offer."""
     allowed = FARGATE_SIZES.get(cpu)
     if allowed is None or memory not in allowed:
         raise ClientException(
@@ -171,14 +174,14 @@ def validate_run_task(req: Mapping[str, Any], container_names: set[str]) -> None
             "Specifying both a launch type and capacity provider strategy is not supported. Remove one and try again."
         )
     if req.get("propagateTags") == "SERVICE":
-        raise InvalidParameterException("The propagateTags SERVICE option is not supported for tasks started by RunTask.")
+        raise InvalidParameterException(
+            "The propagateTags SERVICE option is not supported for tasks started by RunTask."
+        )
     token = req.get("clientToken")
     if token is not None and (
         not isinstance(token, str) or not 1 <= len(token) <= 64 or any(not 33 <= ord(ch) <= 126 for ch in token)
     ):
-        raise InvalidParameterException(
-            "clientToken must be 1 to 64 characters in the range 33-126."
-        )
+        raise InvalidParameterException("clientToken must be 1 to 64 characters in the range 33-126.")
     overrides = req.get("overrides")
     if overrides is not None:
         if overrides_length(overrides) > MAX_OVERRIDES_CHARS:

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.helpers import aws_client
+
+# Tests never reach AWS: fake credentials, and no shared config or credentials file is read.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ["AWS_CONFIG_FILE"] = os.devnull
+os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+
+from ecs_emulator import Emulator
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    """A fast-profile emulator on a free port whose every response is checked against botocore."""
+    with Emulator("fast", validate_responses=True) as em:
+        yield em
+        assert em.shape_problems == [], em.shape_problems
+
+
+@pytest.fixture
+def ecs(emulator: Emulator):  # type: ignore[no-untyped-def]
+    return aws_client("ecs", emulator.endpoint_url)
+
+
+@pytest.fixture
+def logs(emulator: Emulator):  # type: ignore[no-untyped-def]
+    return aws_client("logs", emulator.endpoint_url)

@@ -1,0 +1,68 @@
+"""Small helpers shared by the test suites."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import boto3
+from botocore.config import Config
+
+T = TypeVar("T")
+PYTHON = sys.executable
+
+
+def aws_client(service: str, endpoint_url: str, *, attempts: int = 1, read_timeout: float = 10.0) -> Any:
+    """A boto3 client for the emulator; by default no retries, so tests see raw behaviour."""
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(
+            retries={"total_max_attempts": attempts, "mode": "standard"},
+            read_timeout=read_timeout,
+            connect_timeout=5,
+        ),
+    )
+
+
+def wait_for(check: Callable[[], T | None], timeout: float = 15.0, interval: float = 0.05) -> T:
+    """Poll ``check`` until it returns something truthy, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+def python_container(name: str = "main", code: str = "print('hi')", **extra: Any) -> dict[str, Any]:
+    """A container definition whose command runs Python code with this interpreter."""
+    return {
+        "name": name,
+        "image": "python:3.11-slim",
+        "memory": 256,
+        "command": [PYTHON, "-c", code],
+        **extra,
+    }
+
+
+def awslogs(group: str = "/ecs/test", prefix: str = "ecs", create: bool = True) -> dict[str, Any]:
+    options = {"awslogs-group": group, "awslogs-stream-prefix": prefix, "awslogs-region": "us-east-1"}
+    if create:
+        options["awslogs-create-group"] = "true"
+    return {"logDriver": "awslogs", "options": options}
+
+
+def wait_stopped(ecs: Any, cluster: str, arn: str, timeout: float = 20.0) -> dict[str, Any]:
+    def stopped() -> dict[str, Any] | None:
+        tasks = ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"]
+        return tasks[0] if tasks and tasks[0]["lastStatus"] == "STOPPED" else None
+
+    return wait_for(stopped, timeout)
