@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import signal
 import sys
-import threading
+import time
 
 from ecs_emulator.emulator import Emulator
 from ecs_emulator.errors import EmulatorConfigError
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the emulator until SIGINT or SIGTERM; 2 when it cannot start."""
     args = build_parser().parse_args(argv)
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         emulator = Emulator(
@@ -59,9 +61,12 @@ def main(argv: list[str] | None = None) -> int:
         f"(profile {emulator.profile.name}, runner {emulator.runner.kind})",
         flush=True,
     )
-    done = threading.Event()
+    # The handler only sets a flag: taking a lock (Event.set) inside a signal handler can deadlock
+    # when the signal lands while the main thread holds that same lock.
+    stop_requested: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
-    done.wait()
+        signal.signal(sig, lambda signum, _frame: stop_requested.append(signum))
+    while not stop_requested:
+        time.sleep(0.2)
     emulator.stop()
     return 0

@@ -88,6 +88,7 @@ class EcsService:
         self._clusters: dict[str, Cluster] = {}
         self._families: dict[str, list[TaskDefinition]] = {}
         self._tasks: dict[str, Task] = {}
+        self._active: dict[str, Task] = {}  # tasks not yet STOPPED: what counts against capacity
         self._tokens: dict[str, tuple[str, list[str]]] = {}
         self._max_tasks = profile.capacity.max_tasks
         self._max_vcpu = profile.capacity.max_vcpu
@@ -337,11 +338,10 @@ class EcsService:
         return ("FARGATE" if provider in FARGATE_PROVIDERS else "EC2"), provider
 
     def _capacity_failure(self, launch_type: str, cpu_units: int) -> str | None:
-        active = [t for t in self._tasks.values() if t.last_status != TERMINAL]
-        if self._max_tasks is not None and len(active) >= self._max_tasks:
+        if self._max_tasks is not None and len(self._active) >= self._max_tasks:
             return FARGATE_CAPACITY if launch_type == "FARGATE" else "RESOURCE:MEMORY"
         if self._max_vcpu is not None:
-            used = sum((t.cpu or 0) for t in active) / 1024
+            used = sum((t.cpu or 0) for t in self._active.values()) / 1024
             if used + cpu_units / 1024 > self._max_vcpu:
                 return FARGATE_CAPACITY if launch_type == "FARGATE" else "RESOURCE:CPU"
         return None
@@ -492,6 +492,7 @@ class EcsService:
             start_failure=self._faults.start_failure(containers[0].image),
         )
         self._tasks[task_id] = task
+        self._active[task_id] = task
         self._after(self.profile.lifecycle.provisioning.sample(self._rng), task, self._to_pending)
         return task
 
@@ -727,6 +728,7 @@ class EcsService:
     def _stopped(self, task: Task) -> None:
         task.stopped_at = time.time()
         self._set_status(task, TERMINAL)
+        self._active.pop(task.task_id, None)
         self.counters[f"stopped.{task.stop_code}"] += 1
         self._timeline.call_later(self.profile.stopped_task_retention, lambda: self._expire(task))
 
