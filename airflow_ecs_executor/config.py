@@ -1,0 +1,189 @@
+"""The ``[ecs_executor]`` section as one typed model, parsed once at start.
+
+Airflow hands every option over as a string. Here booleans, numbers, lists and JSON are parsed as
+a person expects (``assign_public_ip = true`` turns it on; ``subnets = a, b`` is two subnets), and
+every problem is reported at once with its fix, so a scheduler with a bad section refuses to start
+with one readable message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+import botocore.session
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SECTION = "ecs_executor"
+# Fargate: "20 calls per second" for RunTask, burst and sustained (AWS_FACTS.md, AWS Fargate throttling quotas).
+DEFAULT_LAUNCH_RATE = 20.0
+DEFAULT_ALLOWLIST = ("cpu", "memory", "environment", "gpu", "ephemeral_storage", "tags")
+# Keys that decide where and as whom a task runs: an administrator's choice, never a DAG author's
+# unless the allowlist names them explicitly.
+PRIVILEGED_KEYS = (
+    "cluster",
+    "task_definition",
+    "task_role_arn",
+    "execution_role_arn",
+    "network",
+    "capacity_provider_strategy",
+)
+KNOWN_EXECUTOR_CONFIG_KEYS = frozenset(DEFAULT_ALLOWLIST + PRIVILEGED_KEYS)
+
+
+class ConfigError(Exception):
+    """The ``[ecs_executor]`` section cannot be used; the message lists every problem and its fix."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"[{SECTION}] has {len(problems)} problem(s); the scheduler will not start:\n{lines}")
+
+
+def _split_list(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        return json.loads(text) if text else None
+    return value
+
+
+def _empty_is_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+StrList = Annotated[list[str], BeforeValidator(_split_list)]
+OptionalStr = Annotated[str | None, BeforeValidator(_empty_is_none)]
+
+
+class CapacityProviderItem(BaseModel):
+    """One entry of a capacity provider strategy, as RunTask takes it."""
+
+    model_config = ConfigDict(extra="forbid")
+    capacityProvider: str = Field(min_length=1)
+    weight: int = Field(1, ge=0, le=1000)
+    base: int = Field(0, ge=0, le=100000)
+
+
+Strategy = Annotated[list[CapacityProviderItem] | None, BeforeValidator(_json_value)]
+
+
+class QueueProfile(BaseModel):
+    """Run settings for one Airflow queue; unset fields fall back to the section's."""
+
+    model_config = ConfigDict(extra="forbid")
+    task_definition: str | None = None
+    container_name: str | None = None
+    launch_type: Literal["FARGATE", "EC2", "EXTERNAL"] | None = None
+    capacity_provider_strategy: list[CapacityProviderItem] | None = None
+    cpu: int | None = Field(None, gt=0, description="task CPU units")
+    memory: int | None = Field(None, gt=0, description="task memory in MiB")
+    subnets: list[str] | None = None
+    security_groups: list[str] | None = None
+
+
+class ExecutorConfig(BaseModel):
+    """Every option of ``[ecs_executor]``. The field descriptions are the documentation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    conn_id: str = Field("aws_default", description="Airflow AWS connection whose credentials the executor uses.")
+    region_name: OptionalStr = Field(None, description="AWS Region; the connection's when unset.")
+    endpoint_url: OptionalStr = Field(
+        None, description="ECS endpoint, e.g. the local emulator's http://127.0.0.1:4566; the connection's when unset."
+    )
+    cluster: str = Field(min_length=1, description="ECS cluster name or ARN that runs the tasks.")
+    task_definition: str = Field(min_length=1, description="Task definition family, family:revision or ARN.")
+    container_name: str = Field(min_length=1, description="Container in the task definition that runs the workload.")
+    launch_type: Annotated[Literal["FARGATE", "EC2", "EXTERNAL"] | None, BeforeValidator(_empty_is_none)] = Field(
+        None, description="FARGATE, EC2 or EXTERNAL; leave unset to use a capacity provider strategy."
+    )
+    capacity_provider_strategy: Strategy = Field(
+        None, description='JSON list, e.g. [{"capacityProvider": "FARGATE_SPOT", "weight": 1}].'
+    )
+    platform_version: OptionalStr = Field(None, description="Fargate platform version, e.g. LATEST or 1.4.0.")
+    subnets: StrList = Field(default_factory=list, description="Subnet IDs for awsvpc tasks, comma-separated.")
+    security_groups: StrList = Field(default_factory=list, description="Security group IDs, comma-separated.")
+    assign_public_ip: bool = Field(False, description="Give Fargate tasks a public IP (true/false).")
+    run_task_kwargs: Annotated[dict[str, Any], BeforeValidator(_json_value)] = Field(
+        default_factory=dict, description="JSON object merged last into every RunTask request."
+    )
+    launch_rate: float = Field(DEFAULT_LAUNCH_RATE, gt=0, description="RunTask calls per second at most.")
+    launch_concurrency: int = Field(8, ge=1, le=64, description="RunTask calls under way at once.")
+    max_launch_attempts: int = Field(
+        5, ge=1, description="Launch attempts per workload (capacity shortfalls, tasks that fail to start)."
+    )
+    launch_timeout: float = Field(900.0, gt=0, description="Seconds a workload may take to reach RUNNING.")
+    check_health_on_startup: bool = Field(True, description="Check credentials, cluster and task definition at start.")
+    queue_profiles: Annotated[dict[str, QueueProfile], BeforeValidator(_json_value)] = Field(
+        default_factory=dict, description="JSON: Airflow queue name -> run settings for that queue."
+    )
+    executor_config_allowlist: StrList = Field(
+        default_factory=lambda: list(DEFAULT_ALLOWLIST),
+        description="executor_config keys DAG authors may set.",
+    )
+
+    @field_validator("queue_profiles", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @field_validator("executor_config_allowlist")
+    @classmethod
+    def _known_keys(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - KNOWN_EXECUTOR_CONFIG_KEYS)
+        if unknown:
+            raise ValueError(f"unknown executor_config keys {unknown}; known: {sorted(KNOWN_EXECUTOR_CONFIG_KEYS)}")
+        return value
+
+    @field_validator("run_task_kwargs")
+    @classmethod
+    def _run_task_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        allowed = set(botocore.session.get_session().get_service_model("ecs").shape_for("RunTaskRequest").members)
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            raise ValueError(f"{unknown} are not RunTask parameters; valid ones: {sorted(allowed)}")
+        if "clientToken" in value:
+            raise ValueError("clientToken is set by the executor for every launch attempt; remove it")
+        return value
+
+    @model_validator(mode="after")
+    def _launch_choice(self) -> ExecutorConfig:
+        if self.launch_type and self.capacity_provider_strategy:
+            raise ValueError(
+                "launch_type and capacity_provider_strategy are both set; ECS accepts one or the other: remove one"
+            )
+        if self.launch_type == "FARGATE" and not self.subnets:
+            raise ValueError("launch_type FARGATE needs subnets (awsvpc networking): set subnets = subnet-1,subnet-2")
+        return self
+
+
+def _problem(error: Mapping[str, Any]) -> str:
+    where = ".".join(str(p) for p in error["loc"]) or "section"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "missing":
+        return f"{where}: required; set it in [{SECTION}] or AIRFLOW__ECS_EXECUTOR__{where.upper()}"
+    if error["type"] == "extra_forbidden":
+        return f"{where}: not an option of [{SECTION}]; check its spelling (see docs/configuration.md)"
+    if error["type"] == "json_invalid" or "JSON" in message:
+        return f"{where}: not valid JSON: {message}"
+    return f"{where}: {message} (got {error.get('input')!r})"
+
+
+def parse_config(section: Mapping[str, Any]) -> ExecutorConfig:
+    """Build the model from the section's raw strings; ConfigError lists every problem."""
+    try:
+        return ExecutorConfig.model_validate(dict(section))
+    except ValidationError as exc:
+        raise ConfigError([_problem(e) for e in exc.errors()]) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError([f"a JSON option is not valid JSON: {exc}"]) from None
