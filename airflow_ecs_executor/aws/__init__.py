@@ -1,0 +1,1 @@
+"""The only code that touches boto3 and botocore: requests, responses and errors."""

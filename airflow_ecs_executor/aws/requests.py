@@ -1,0 +1,206 @@
+"""Building one RunTask request: configuration, queue profile, executor_config, tags, token.
+
+Everything a DAG author can influence (``executor_config``) is checked here against the
+administrator's allowlist and botocore's RunTask shape before anything is sent, and the overrides
+are measured against ECS's 8,192-character limit, so a bad value fails that one task with a clear
+message instead of an AWS error.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import botocore.session
+from botocore.model import Shape
+from botocore.validate import ParamValidator
+
+from airflow_ecs_executor.config import ExecutorConfig, QueueProfile
+
+# RunTask.overrides: "A total of 8192 characters are allowed for overrides. This limit includes the
+# JSON formatting characters of the override structure." (ECS API model)
+MAX_OVERRIDES_CHARS: Final = 8192
+# Tag rules (ECS API model, Tag): key up to 128, value up to 256 characters; letters, numbers,
+# spaces and + - = . _ : / @ are safe everywhere.
+_TAG_UNSAFE = re.compile(r"[^\w\s+\-=.:/@]", re.UNICODE)
+STARTED_BY: Final = "airflow-ecs-executor"
+
+
+class RequestError(ValueError):
+    """The request cannot be built or would be rejected; the message is for the Airflow UI."""
+
+
+def client_token(workload_id: str, attempt: int) -> str:
+    """The RunTask clientToken of one (workload, launch attempt).
+
+    Up to 64 ASCII characters; the same token with the same request returns the original task
+    instead of starting a second one.
+    """
+    return hashlib.sha256(f"{workload_id}:{attempt}".encode()).hexdigest()
+
+
+def sanitise_tag(text: str, limit: int) -> str:
+    """Text made safe for an ECS tag: unsafe characters become _, reserved aws: prefix avoided."""
+    cleaned = _TAG_UNSAFE.sub("_", text)
+    if cleaned.lower().startswith("aws:"):
+        cleaned = "_" + cleaned[1:]
+    return cleaned[:limit]
+
+
+@functools.cache
+def _run_task_shape() -> Shape:
+    shape = botocore.session.get_session().get_service_model("ecs").operation_model("RunTask").input_shape
+    assert shape is not None
+    return shape
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """What the executor knows of one workload when it builds its request."""
+
+    workload_id: str
+    command: Sequence[str]
+    queue: str | None
+    executor_config: Mapping[str, Any]
+    tags: Mapping[str, str]
+
+
+def _check_executor_config(cfg: ExecutorConfig, given: Mapping[str, Any]) -> None:
+    if not isinstance(given, Mapping):
+        raise RequestError(f"executor_config must be a dict, got {type(given).__name__}")
+    not_allowed = sorted(set(given) - set(cfg.executor_config_allowlist))
+    if not_allowed:
+        raise RequestError(
+            f"executor_config keys {not_allowed} are not allowed here; the administrator allows "
+            f"{sorted(cfg.executor_config_allowlist)} ([ecs_executor] executor_config_allowlist)"
+        )
+    checks: dict[str, tuple[type | tuple[type, ...], str]] = {
+        "cpu": ((int, str), "CPU units, e.g. 1024"),
+        "memory": ((int, str), "memory in MiB, e.g. 2048"),
+        "gpu": ((int,), "a number of GPUs, e.g. 1"),
+        "ephemeral_storage": ((int,), "GiB of ephemeral storage, 21 to 200"),
+        "environment": ((dict,), 'a dict of names to values, e.g. {"MODE": "fast"}'),
+        "tags": ((dict,), 'a dict of tag keys to values, e.g. {"team": "data"}'),
+        "cluster": ((str,), "a cluster name"),
+        "task_definition": ((str,), "a task definition family or ARN"),
+        "task_role_arn": ((str,), "an IAM role ARN"),
+        "execution_role_arn": ((str,), "an IAM role ARN"),
+        "network": ((dict,), '{"subnets": [...], "security_groups": [...]}'),
+        "capacity_provider_strategy": ((list,), '[{"capacityProvider": "FARGATE_SPOT", "weight": 1}]'),
+    }
+    for key, value in given.items():
+        types, hint = checks[key]
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise RequestError(f"executor_config[{key!r}] must be {hint}; got {value!r}")
+    for key in ("environment", "tags"):
+        for k, v in dict(given.get(key) or {}).items():
+            if not isinstance(k, str) or not isinstance(v, str | int | float):
+                raise RequestError(f"executor_config[{key!r}] must map strings to strings; got {k!r}: {v!r}")
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def build_run_task(cfg: ExecutorConfig, spec: WorkloadSpec, *, attempt: int) -> dict[str, Any]:
+    """The complete RunTask request for one launch attempt; RequestError when it cannot be sent."""
+    ec = spec.executor_config or {}
+    _check_executor_config(cfg, ec)
+    profile = cfg.queue_profiles.get(spec.queue or "") if spec.queue else None
+    if profile is None:
+        profile = QueueProfile()
+    container = profile.container_name or cfg.container_name
+    container_override: dict[str, Any] = {"name": container, "command": list(spec.command)}
+    if ec.get("environment"):
+        container_override["environment"] = [{"name": k, "value": str(v)} for k, v in ec["environment"].items()]
+    if ec.get("gpu"):
+        container_override["resourceRequirements"] = [{"type": "GPU", "value": str(ec["gpu"])}]
+    overrides: dict[str, Any] = {"containerOverrides": [container_override]}
+    cpu = ec.get("cpu") or profile.cpu
+    memory = ec.get("memory") or profile.memory
+    if cpu:
+        overrides["cpu"] = str(cpu)
+    if memory:
+        overrides["memory"] = str(memory)
+    if ec.get("ephemeral_storage"):
+        overrides["ephemeralStorage"] = {"sizeInGiB": int(ec["ephemeral_storage"])}
+    if ec.get("task_role_arn"):
+        overrides["taskRoleArn"] = ec["task_role_arn"]
+    if ec.get("execution_role_arn"):
+        overrides["executionRoleArn"] = ec["execution_role_arn"]
+    tags = {**spec.tags, **{str(k): str(v) for k, v in (ec.get("tags") or {}).items()}}
+    request: dict[str, Any] = {
+        "cluster": ec.get("cluster") or cfg.cluster,
+        "taskDefinition": ec.get("task_definition") or profile.task_definition or cfg.task_definition,
+        "count": 1,
+        "startedBy": STARTED_BY,
+        "clientToken": client_token(spec.workload_id, attempt),
+        "overrides": overrides,
+        "tags": [{"key": sanitise_tag(k, 128), "value": sanitise_tag(v, 256)} for k, v in tags.items()],
+    }
+    strategy = (
+        ec.get("capacity_provider_strategy") or profile.capacity_provider_strategy or cfg.capacity_provider_strategy
+    )
+    launch_type = profile.launch_type or cfg.launch_type
+    if strategy:
+        request["capacityProviderStrategy"] = [s if isinstance(s, Mapping) else s.model_dump() for s in strategy]
+    elif launch_type:
+        request["launchType"] = launch_type
+    if cfg.platform_version:
+        request["platformVersion"] = cfg.platform_version
+    network = dict(ec.get("network") or {})
+    subnets = network.get("subnets") or profile.subnets or cfg.subnets
+    if subnets:
+        vpc: dict[str, Any] = {
+            "subnets": list(subnets),
+            "assignPublicIp": "ENABLED" if network.get("assign_public_ip", cfg.assign_public_ip) else "DISABLED",
+        }
+        groups = network.get("security_groups") or profile.security_groups or cfg.security_groups
+        if groups:
+            vpc["securityGroups"] = list(groups)
+        request["networkConfiguration"] = {"awsvpcConfiguration": vpc}
+    request = _merge(request, {k: v for k, v in cfg.run_task_kwargs.items() if k != "overrides"})
+    if "overrides" in cfg.run_task_kwargs:
+        request["overrides"] = _merge(cfg.run_task_kwargs["overrides"], request["overrides"])
+    _validate(request)
+    return request
+
+
+def overrides_length(request: Mapping[str, Any]) -> int:
+    """Characters of the overrides structure as JSON, formatting included (the 8,192 limit)."""
+    return len(json.dumps(request.get("overrides") or {}, separators=(",", ":"), ensure_ascii=False))
+
+
+def _validate(request: dict[str, Any]) -> None:
+    report = ParamValidator().validate(request, _run_task_shape())
+    if report.has_errors():
+        raise RequestError("the RunTask request is not valid: " + report.generate_report().replace("\n", "; "))
+    size = overrides_length(request)
+    if size > MAX_OVERRIDES_CHARS:
+        raise RequestError(
+            f"the container overrides are {size} characters; ECS allows at most {MAX_OVERRIDES_CHARS} "
+            "(RunTask overrides limit). Shorten executor_config environment values, or pass large values "
+            "through the task definition or a secret."
+        )
+
+
+def redact(request: Mapping[str, Any]) -> dict[str, Any]:
+    """The request without the command and environment values: safe to log (the command holds a JWT)."""
+    out = json.loads(json.dumps(request))
+    for co in (out.get("overrides") or {}).get("containerOverrides") or []:
+        if "command" in co:
+            co["command"] = [f"<{len(co['command'])} arguments redacted>"]
+        for env in co.get("environment") or []:
+            env["value"] = "<redacted>"
+    return dict(out)
