@@ -1,0 +1,447 @@
+"""``EcsExecutor``: the only module that touches Airflow objects.
+
+The scheduler thread calls ``_process_workloads``, ``sync`` and ``heartbeat``; none of them waits on
+AWS. Workloads become launch jobs for the worker threads; results come back through one queue and
+are turned into transitions of one record per workload, following the failure classification of
+DESIGN.md (``core.classify``).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from airflow.configuration import conf
+from airflow.executors import workloads
+from airflow.executors.base_executor import BaseExecutor
+from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from airflow_ecs_executor import redaction
+from airflow_ecs_executor.aws.client import EcsClient, Launched, PlacementFailed
+from airflow_ecs_executor.aws.requests import RequestError, WorkloadSpec, build_run_task
+from airflow_ecs_executor.config import SECTION, ConfigError, ExecutorConfig, parse_config
+from airflow_ecs_executor.core.backoff import Backoff
+from airflow_ecs_executor.core.classify import LaunchErrorKind, TaskObservation, Verdict, judge
+from airflow_ecs_executor.core.lifecycle import Phase, Workload, advance
+from airflow_ecs_executor.runtime.workers import Described, LaunchDone, StopDone, Workers
+
+try:  # Airflow 3.2+
+    from airflow.observability.stats import Stats
+except ImportError:  # Airflow 3.1
+    from airflow.stats import Stats  # type: ignore[no-redef,assignment,unused-ignore]
+
+COMMAND = ("python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string")
+# ECS is eventually consistent: a task just returned by RunTask can briefly be MISSING from
+# DescribeTasks (AWS_FACTS.md). Only after this long is a missing task a failure.
+MISSING_GRACE_SECONDS = 60.0
+TERMINATE_SECONDS = 30.0
+END_SECONDS = 300.0
+
+
+@dataclass
+class _Entry:
+    """Everything the executor keeps about one workload it owns."""
+
+    key: Any
+    record: Workload
+    spec: WorkloadSpec | None  # None for an adopted task: its workload (and JWT) is gone
+    cluster: str
+    container: str
+    priority: int
+    accepted_at: float
+    request: Mapping[str, Any] | None = None
+    transient_errors: int = 0
+    version: int = -1
+    missing_since: float | None = None
+
+
+def _workload_id(key: Any) -> str:
+    if hasattr(key, "dag_id"):
+        return f"{key.dag_id}/{key.task_id}/{key.run_id}/{key.map_index}/{key.try_number}"
+    return f"callback/{key}"
+
+
+class EcsExecutor(BaseExecutor):
+    """Runs every Airflow workload as one Amazon ECS task."""
+
+    supports_ad_hoc_ti_run = True
+    supports_callbacks = True
+    supports_multi_team = True
+    is_local = False
+    serve_logs = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.config: ExecutorConfig | None = None
+        self._workers: Workers | None = None
+        self._entries: dict[Any, _Entry] = {}
+        self._by_arn: dict[str, Any] = {}
+        self._rng = random.Random()
+        self._backoff = Backoff(base=1.0, cap=30.0)
+        self._clock: Callable[[], float] = time.monotonic
+        self._revoked_launches: set[str] = set()
+
+    # ------------------------------------------------------------------ start and configuration
+    def _section(self) -> dict[str, Any]:
+        team = getattr(self, "team_name", None)
+        source = getattr(self, "conf", None) if team else None
+        raw = (source or conf).getsection(SECTION) or {}
+        return {k: v for k, v in raw.items() if v is not None}
+
+    def start(self) -> None:
+        redaction.install()
+        self.config = parse_config(self._section())
+        client = self._make_client(self.config)
+        ecs = EcsClient(client, self.config.cluster)
+        if self.config.check_health_on_startup:
+            problems = check_health(client, self.config)
+            if problems:
+                raise ConfigError(problems)
+        self._workers = Workers(
+            ecs, launch_rate=self.config.launch_rate, launch_concurrency=self.config.launch_concurrency
+        )
+        self.log.info(
+            "EcsExecutor started: cluster %s, task definition %s, launch rate %.1f/s",
+            self.config.cluster,
+            self.config.task_definition,
+            self.config.launch_rate,
+        )
+
+    @staticmethod
+    def _make_client(cfg: ExecutorConfig) -> Any:
+        hook = AwsBaseHook(aws_conn_id=cfg.conn_id, client_type="ecs", region_name=cfg.region_name)
+        session = hook.get_session(region_name=cfg.region_name)
+        return session.client(
+            "ecs",
+            region_name=cfg.region_name or session.region_name or hook.conn_region_name,
+            endpoint_url=cfg.endpoint_url or hook.conn_config.endpoint_url,
+            # One attempt per call: retries are ours, with the same clientToken and off the worker thread.
+            config=Config(
+                retries={"total_max_attempts": 1},
+                connect_timeout=5,
+                read_timeout=20,
+                max_pool_connections=cfg.launch_concurrency + 8,
+            ),
+        )
+
+    @property
+    def _cfg(self) -> ExecutorConfig:
+        if self.config is None:
+            raise RuntimeError("EcsExecutor.start() has not run")
+        return self.config
+
+    @property
+    def _io(self) -> Workers:
+        if self._workers is None:
+            raise RuntimeError("EcsExecutor.start() has not run")
+        return self._workers
+
+    # ------------------------------------------------------------------ accepting workloads
+    def _process_workloads(self, workload_items: Sequence[Any]) -> None:
+        callback_type: Any = getattr(workloads, "ExecuteCallback", ())  # Airflow 3.3+
+        for priority, workload in enumerate(workload_items):
+            if isinstance(workload, workloads.ExecuteTask):
+                key = workload.ti.key
+                self.queued_tasks.pop(key, None)
+                ti = workload.ti
+                tags = {
+                    "dag_id": ti.dag_id,
+                    "task_id": ti.task_id,
+                    "run_id": ti.run_id,
+                    "map_index": str(ti.map_index),
+                    "try_number": str(ti.try_number),
+                }
+                queue, executor_config = ti.queue, ti.executor_config or {}
+            elif isinstance(workload, callback_type):
+                key = workload.callback.key
+                self.queued_callbacks.pop(key, None)
+                tags, queue, executor_config = {"callback_id": str(key)}, None, {}
+            else:
+                raise RuntimeError(f"EcsExecutor cannot run workloads of type {type(workload).__name__}")
+            spec = WorkloadSpec(
+                workload_id=_workload_id(key),
+                command=[*COMMAND, workload.model_dump_json()],
+                queue=queue,
+                executor_config=executor_config,
+                tags=tags,
+            )
+            self.running.add(key)
+            self._accept(key, spec, priority)
+
+    def _accept(self, key: Any, spec: WorkloadSpec, priority: int) -> None:
+        cfg = self._cfg
+        now = self._clock()
+        profile = cfg.queue_profiles.get(spec.queue or "")
+        entry = _Entry(
+            key=key,
+            record=Workload(spec.workload_id, changed_at=now),
+            spec=spec,
+            cluster=str(spec.executor_config.get("cluster") or cfg.cluster)
+            if isinstance(spec.executor_config, Mapping)
+            else cfg.cluster,
+            container=(profile.container_name if profile and profile.container_name else cfg.container_name),
+            priority=priority,
+            accepted_at=now,
+        )
+        self._entries[key] = entry
+        self._launch(entry, attempt=1, delay=0.0)
+
+    def _launch(self, entry: _Entry, *, attempt: int, delay: float) -> None:
+        assert entry.spec is not None
+        try:
+            request = build_run_task(self._cfg, entry.spec, attempt=attempt)
+        except RequestError as exc:
+            self._finish(entry, Phase.FAILED, f"not launched: {exc}")
+            return
+        entry.request = request
+        entry.record = advance(entry.record, Phase.LAUNCHING, at=self._clock(), attempt=attempt, task_arn=None)
+        self._io.submit(entry.record.id, attempt, request, priority=entry.priority, delay=delay)
+
+    # ------------------------------------------------------------------ sync: never waits on AWS
+    def sync(self) -> None:
+        try:
+            for result in self._io.drain():
+                if isinstance(result, LaunchDone):
+                    self._on_launch(result)
+                elif isinstance(result, Described):
+                    self._on_described(result)
+                elif isinstance(result, StopDone) and result.error is not None:
+                    self.log.warning("StopTask %s failed: %s", result.arn, result.error)
+            self._check_deadlines()
+            watch: dict[str, set[str]] = {}
+            for entry in self._entries.values():
+                if entry.record.task_arn and entry.record.phase in (Phase.PROVISIONING, Phase.RUNNING):
+                    watch.setdefault(entry.cluster, set()).add(entry.record.task_arn)
+            self._io.track({c: frozenset(a) for c, a in watch.items()})
+            self._emit_gauges()
+        except Exception:  # the only catch-all: a bug here must not take the scheduler down
+            self.log.exception("EcsExecutor.sync failed; it will run again at the next heartbeat")
+
+    def _entry_for(self, workload_id: str) -> _Entry | None:
+        return next((e for e in self._entries.values() if e.record.id == workload_id), None)
+
+    def _on_launch(self, done: LaunchDone) -> None:
+        entry = self._entry_for(done.workload_id)
+        if entry is None or entry.record.attempt != done.attempt or entry.record.phase is not Phase.LAUNCHING:
+            if isinstance(done.result, Launched):  # revoked or superseded while RunTask was under way
+                self._io.stop(self._cfg.cluster, done.result.observation.arn, "no longer wanted by Airflow")
+            return
+        Stats.timing("ecs_executor.launch_call", done.seconds * 1000)
+        if isinstance(done.result, Launched):
+            arn = done.result.observation.arn
+            entry.record = advance(entry.record, Phase.PROVISIONING, at=self._clock(), task_arn=arn)
+            self._by_arn[arn] = entry.key
+            self.running_state(entry.key, arn)
+            self.log.info("ECS task launched for %s: %s (attempt %d)", entry.record.id, arn, done.attempt)
+            self._observe(entry, done.result.observation)
+        elif isinstance(done.result, PlacementFailed):
+            Stats.incr("ecs_executor.placement_failures")
+            self._retry_attempt(entry, f"ECS could not place the task: {done.result.reason}")
+        elif done.error is not None:
+            err = done.error
+            if err.kind is LaunchErrorKind.REJECTED:
+                Stats.incr(f"ecs_executor.failures.{err.code}")
+                self._finish(entry, Phase.FAILED, f"RunTask rejected the task: {err.code}: {err.message}")
+                return
+            entry.transient_errors += 1
+            if "Throttl" in err.code:
+                Stats.incr("ecs_executor.run_task_throttles")
+            if err.kind is LaunchErrorKind.CREDENTIALS:
+                self.log.warning("AWS credentials missing or expired (%s); launches wait until they return", err.code)
+            delay = self._backoff.delay(entry.transient_errors, self._rng)
+            entry.record = replace(entry.record, reason=f"{err.code}: {err.message}")
+            # Same attempt, same request, same clientToken: ECS never starts a second task for it.
+            assert entry.request is not None
+            self._io.submit(entry.record.id, done.attempt, entry.request, priority=entry.priority, delay=delay)
+
+    def _retry_attempt(self, entry: _Entry, reason: str) -> None:
+        """A new launch attempt (new clientToken) after a placement failure or a failed start."""
+        attempt = entry.record.attempt
+        if entry.spec is None or attempt >= self._cfg.max_launch_attempts:
+            tail = "" if entry.spec is not None else " (adopted task: its workload cannot be relaunched)"
+            self._finish(entry, Phase.FAILED, f"{reason}; gave up after {attempt} launch attempt(s){tail}")
+            return
+        delay = self._backoff.delay(attempt, self._rng)
+        self.log.info("%s: %s; launching again (attempt %d) in %.1f s", entry.record.id, reason, attempt + 1, delay)
+        self.log_task_event(event="ecs task relaunched", extra=reason, ti_key=entry.key)
+        if entry.record.task_arn:
+            self._by_arn.pop(entry.record.task_arn, None)
+        entry.record = advance(entry.record, Phase.PENDING, at=self._clock(), task_arn=None, reason=reason)
+        entry.version = -1
+        self._launch(entry, attempt=attempt + 1, delay=delay)
+
+    def _on_described(self, described: Described) -> None:
+        if described.error is not None:
+            self.log.warning("DescribeTasks failed (%s); will try again", described.error.code)
+            return
+        for obs in described.observations:
+            key = self._by_arn.get(obs.arn)
+            entry = self._entries.get(key) if key is not None else None
+            if entry is not None and entry.record.task_arn == obs.arn:
+                entry.missing_since = None
+                self._observe(entry, obs)
+        now = self._clock()
+        for arn in described.missing:
+            key = self._by_arn.get(arn)
+            entry = self._entries.get(key) if key is not None else None
+            if entry is None:
+                continue
+            if entry.missing_since is None:
+                entry.missing_since = now
+            elif now - entry.missing_since > MISSING_GRACE_SECONDS:
+                self._finish(entry, Phase.FAILED, f"ECS no longer knows task {arn} (DescribeTasks reports it MISSING)")
+
+    def _observe(self, entry: _Entry, obs: TaskObservation) -> None:
+        if obs.version and obs.version < entry.version:
+            return  # an older observation than one already applied
+        entry.version = max(entry.version, obs.version)
+        outcome = judge(obs, entry.container)
+        if outcome.verdict is Verdict.RUNNING and entry.record.phase is Phase.PROVISIONING:
+            entry.record = advance(entry.record, Phase.RUNNING, at=self._clock())
+            Stats.timing("ecs_executor.launch_latency", (self._clock() - entry.accepted_at) * 1000)
+        elif outcome.verdict is Verdict.SUCCEEDED:
+            self._finish(entry, Phase.SUCCEEDED, None)
+        elif outcome.verdict is Verdict.FAILED:
+            self._finish(entry, Phase.FAILED, outcome.reason)
+        elif outcome.verdict is Verdict.RELAUNCH:
+            Stats.incr("ecs_executor.failed_to_start")
+            self._retry_attempt(entry, outcome.reason or "the ECS task failed to start")
+
+    def _finish(self, entry: _Entry, phase: Phase, reason: str | None) -> None:
+        entry.record = advance(entry.record, phase, at=self._clock(), reason=reason)
+        self._entries.pop(entry.key, None)
+        if entry.record.task_arn:
+            self._by_arn.pop(entry.record.task_arn, None)
+        if phase is Phase.SUCCEEDED:
+            self.log.info("%s succeeded (ECS task %s)", entry.record.id, entry.record.task_arn)
+            self.success(entry.key, entry.record.task_arn)
+            return
+        Stats.incr("ecs_executor.failures")
+        self.log.warning("%s failed: %s", entry.record.id, reason)
+        self.log_task_event(event="ecs task failed", extra=reason or "unknown reason", ti_key=entry.key)
+        self.fail(entry.key, reason)
+
+    def _check_deadlines(self) -> None:
+        now = self._clock()
+        limit = self._cfg.launch_timeout
+        for entry in list(self._entries.values()):
+            if (
+                entry.record.phase in (Phase.PENDING, Phase.LAUNCHING, Phase.PROVISIONING)
+                and now - entry.accepted_at > limit
+            ):
+                last = f" (last error: {entry.record.reason})" if entry.record.reason else ""
+                if entry.record.task_arn:
+                    self._io.stop(entry.cluster, entry.record.task_arn, "did not start within launch_timeout")
+                self._finish(entry, Phase.FAILED, f"the ECS task did not start within {limit:.0f} s{last}")
+
+    def _emit_gauges(self) -> None:
+        counts = {phase: 0 for phase in Phase}
+        for entry in self._entries.values():
+            counts[entry.record.phase] += 1
+        Stats.gauge("ecs_executor.pending", counts[Phase.PENDING])
+        Stats.gauge("ecs_executor.launching", counts[Phase.LAUNCHING])
+        Stats.gauge("ecs_executor.provisioning", counts[Phase.PROVISIONING])
+        Stats.gauge("ecs_executor.running", counts[Phase.RUNNING])
+
+    # ------------------------------------------------------------------ Airflow's lifecycle duties
+    def revoke_task(self, *, ti: Any) -> None:
+        entry = self._entries.pop(ti.key, None)
+        self.running.discard(ti.key)
+        self.queued_tasks.pop(ti.key, None)
+        if entry is None:
+            return
+        if entry.record.task_arn:
+            self._by_arn.pop(entry.record.task_arn, None)
+            self._io.stop(entry.cluster, entry.record.task_arn, "revoked by Airflow")
+        self.log.info("%s revoked", entry.record.id)
+
+    def try_adopt_task_instances(self, tis: Sequence[Any]) -> Sequence[Any]:
+        by_cluster: dict[str, list[Any]] = {}
+        not_adopted = []
+        for ti in tis:
+            arn = ti.external_executor_id or ""
+            if arn.startswith("arn:") and ":task/" in arn:
+                by_cluster.setdefault(self._cfg.cluster, []).append(ti)
+            else:
+                not_adopted.append(ti)
+        for cluster, group in by_cluster.items():
+            known: dict[str, TaskObservation] = {}
+            for described in self._io.describe_now(cluster, [ti.external_executor_id for ti in group]):
+                known.update({o.arn: o for o in described.observations})
+            for ti in group:
+                obs = known.get(ti.external_executor_id)
+                if obs is None:
+                    not_adopted.append(ti)  # ECS no longer knows it: the scheduler takes it back
+                    continue
+                now = self._clock()
+                record = Workload(
+                    _workload_id(ti.key), phase=Phase.PROVISIONING, attempt=1, task_arn=obs.arn, changed_at=now
+                )
+                entry = _Entry(ti.key, record, None, cluster, self._cfg.container_name, 0, now)
+                self._entries[ti.key] = entry
+                self._by_arn[obs.arn] = ti.key
+                self.running.add(ti.key)
+                self.log.info("adopted %s: ECS task %s (%s)", record.id, obs.arn, obs.last_status)
+                self._observe(entry, obs)
+        return not_adopted
+
+    def terminate(self) -> None:
+        for entry in list(self._entries.values()):
+            if entry.record.task_arn:
+                self._io.stop(entry.cluster, entry.record.task_arn, "Airflow scheduler terminated")
+        if self._workers is not None:
+            self._workers.close(timeout=TERMINATE_SECONDS)
+
+    def end(self) -> None:
+        deadline = self._clock() + END_SECONDS
+        while self._entries and self._clock() < deadline:
+            self.sync()
+            time.sleep(1.0)
+        if self._entries:
+            self.log.warning(
+                "EcsExecutor.end: %d workload(s) still unfinished after %.0f s", len(self._entries), END_SECONDS
+            )
+        if self._workers is not None:
+            self._workers.close(timeout=TERMINATE_SECONDS)
+
+
+def check_health(client: Any, cfg: ExecutorConfig) -> list[str]:
+    """Start-up checks; each problem names its fix. Empty when all is well."""
+    problems: list[str] = []
+    try:
+        clusters = client.describe_clusters(clusters=[cfg.cluster])
+        found = [c for c in clusters.get("clusters", []) if c.get("status") == "ACTIVE"]
+        if not found:
+            problems.append(
+                f"cluster {cfg.cluster!r} does not exist or is not ACTIVE: create it, or fix [ecs_executor] cluster"
+            )
+    except (ClientError, BotoCoreError) as exc:
+        return [f"cannot reach ECS with connection {cfg.conn_id!r}: {exc}. Check the credentials and endpoint_url."]
+    try:
+        definition = client.describe_task_definition(taskDefinition=cfg.task_definition)["taskDefinition"]
+    except ClientError as exc:
+        problems.append(
+            f"task definition {cfg.task_definition!r} not found ({exc.response['Error']['Message']}): "
+            "register it, or fix [ecs_executor] task_definition"
+        )
+        return problems
+    names = [c["name"] for c in definition.get("containerDefinitions", [])]
+    if cfg.container_name not in names:
+        problems.append(
+            f"task definition {cfg.task_definition!r} has no container {cfg.container_name!r} "
+            f"(it has {names}): fix [ecs_executor] container_name"
+        )
+    if (
+        definition.get("networkMode") == "awsvpc"
+        and not cfg.subnets
+        and "networkConfiguration" not in cfg.run_task_kwargs
+    ):
+        problems.append("the task definition uses awsvpc networking but no subnets are set: set [ecs_executor] subnets")
+    if cfg.launch_type == "FARGATE" and "FARGATE" not in definition.get("compatibilities", []):
+        problems.append(f"task definition {cfg.task_definition!r} is not FARGATE-compatible but launch_type is FARGATE")
+    return problems
