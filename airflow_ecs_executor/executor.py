@@ -144,7 +144,7 @@ class EcsExecutor(BaseExecutor):
     # ------------------------------------------------------------------ accepting workloads
     def _process_workloads(self, workload_items: Sequence[Any]) -> None:
         callback_type: Any = getattr(workloads, "ExecuteCallback", ())  # Airflow 3.3+
-        for priority, workload in enumerate(workload_items):
+        for workload in workload_items:
             if isinstance(workload, workloads.ExecuteTask):
                 key = workload.ti.key
                 self.queued_tasks.pop(key, None)
@@ -157,10 +157,12 @@ class EcsExecutor(BaseExecutor):
                     "try_number": str(ti.try_number),
                 }
                 queue, executor_config = ti.queue, ti.executor_config or {}
+                priority = -int(ti.priority_weight or 0)  # higher weight launches first
             elif isinstance(workload, callback_type):
                 key = workload.callback.key
                 self.queued_callbacks.pop(key, None)
                 tags, queue, executor_config = {"callback_id": str(key)}, None, {}
+                priority = -(2**31)  # callbacks complete existing work: before any task
             else:
                 raise RuntimeError(f"EcsExecutor cannot run workloads of type {type(workload).__name__}")
             spec = WorkloadSpec(

@@ -30,11 +30,11 @@ THROTTLE_PENALTY = 1.0  # seconds the launcher holds back after AWS throttled a 
 
 @dataclass(frozen=True, order=True)
 class LaunchJob:
-    """One RunTask to make; ordered by when it may start, then by Airflow priority."""
+    """One RunTask to make. Ready jobs go out by priority (lower first), then in arrival order."""
 
-    not_before: float
     priority: int
     seq: int
+    not_before: float = field(compare=False)
     workload_id: str = field(compare=False)
     attempt: int = field(compare=False)
     request: Mapping[str, Any] = field(compare=False, repr=False)  # holds the JWT: never logged
@@ -92,7 +92,8 @@ class Workers:
         self._bucket_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(launch_concurrency)
         self._pool = ThreadPoolExecutor(max_workers=launch_concurrency + 4, thread_name_prefix="ecs-executor-io")
-        self._jobs: list[LaunchJob] = []
+        self._jobs: list[LaunchJob] = []  # ready now, by priority
+        self._delayed: list[tuple[float, int, LaunchJob]] = []  # waiting for a backoff to pass
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._results: queue.SimpleQueue[Result] = queue.SimpleQueue()
@@ -112,9 +113,12 @@ class Workers:
     def submit(
         self, workload_id: str, attempt: int, request: Mapping[str, Any], *, priority: int, delay: float = 0.0
     ) -> None:
-        job = LaunchJob(self._clock() + delay, priority, next(self._seq), workload_id, attempt, request)
+        job = LaunchJob(priority, next(self._seq), self._clock() + delay, workload_id, attempt, request)
         with self._cond:
-            heapq.heappush(self._jobs, job)
+            if delay > 0:
+                heapq.heappush(self._delayed, (job.not_before, job.seq, job))
+            else:
+                heapq.heappush(self._jobs, job)
             self._cond.notify()
 
     def track(self, arns_by_cluster: Mapping[str, frozenset[str]]) -> None:
@@ -135,7 +139,7 @@ class Workers:
 
     def pending_launches(self) -> int:
         with self._cond:
-            return len(self._jobs)
+            return len(self._jobs) + len(self._delayed)
 
     def describe_now(self, cluster: str, arns: Sequence[str]) -> list[Described]:
         """Describe ARNs synchronously (adoption at start only; never from sync())."""
@@ -156,9 +160,11 @@ class Workers:
         with self._cond:
             while not self._closed.is_set():
                 now = self._clock()
-                if self._jobs and self._jobs[0].not_before <= now:
+                while self._delayed and self._delayed[0][0] <= now:
+                    heapq.heappush(self._jobs, heapq.heappop(self._delayed)[2])
+                if self._jobs:
                     return heapq.heappop(self._jobs)
-                self._cond.wait(min(1.0, self._jobs[0].not_before - now) if self._jobs else 1.0)
+                self._cond.wait(min(1.0, self._delayed[0][0] - now) if self._delayed else 1.0)
         return None
 
     def _launch_loop(self) -> None:
