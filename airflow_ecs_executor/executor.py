@@ -393,6 +393,8 @@ class EcsExecutor(BaseExecutor):
         return not_adopted
 
     def terminate(self) -> None:
+        if self._workers is None or self._workers.closed:
+            return
         for entry in list(self._entries.values()):
             if entry.record.task_arn:
                 self._io.stop(entry.cluster, entry.record.task_arn, "Airflow scheduler terminated")

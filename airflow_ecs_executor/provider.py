@@ -60,6 +60,7 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Runs every Airflow task as an Amazon ECS task.",
         "versions": ["0.1.0"],
         "executors": ["airflow_ecs_executor.EcsExecutor"],
+        "cli": ["airflow_ecs_executor.cli.get_cli_commands"],
         "config": {
             SECTION: {
                 "description": "Settings of airflow_ecs_executor.EcsExecutor.",

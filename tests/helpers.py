@@ -30,7 +30,7 @@ def aws_client(service: str, endpoint_url: str, *, attempts: int = 1, read_timeo
     )
 
 
-def wait_for(check: Callable[[], T | None], timeout: float = 15.0, interval: float = 0.05) -> T:
+def wait_for(check: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.05) -> T:
     """Poll ``check`` until it returns something truthy, or fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:

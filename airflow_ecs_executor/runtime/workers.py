@@ -126,7 +126,14 @@ class Workers:
             self._watch = dict(arns_by_cluster)
 
     def stop(self, cluster: str, arn: str, reason: str) -> None:
+        if self._closed.is_set():
+            _log.warning("not stopping ECS task %s: the executor's workers are already shut down", arn)
+            return
         self._pool.submit(self._stop, cluster, arn, reason)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
 
     def drain(self, limit: int = 10_000) -> list[Result]:
         out: list[Result] = []
