@@ -1,0 +1,287 @@
+"""Start and stop the emulator, the Airflow API server, scheduler and DAG processor."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+REPO = Path(__file__).resolve().parents[1]
+DAGS = Path(__file__).resolve().parent / "dags"
+BIN = Path(sys.executable).parent
+CLUSTER = "airflow"
+TASK_DEFINITION = "airflow-task"
+BIG_TASK_DEFINITION = "airflow-task-big"
+LOG_GROUP = "/ecs/airflow"
+USER, PASSWORD = "admin", "admin"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Stack:
+    """One emulator and one Airflow, in ``home``; every server on 127.0.0.1."""
+
+    def __init__(
+        self, home: Path, *, api_port: int | None = None, profile: str = "fast", extra_env: dict[str, str] | None = None
+    ) -> None:
+        self.home = home
+        self.api_port = api_port or free_port()
+        self.emulator_port = free_port()
+        self.profile = profile
+        self.extra_env = dict(extra_env or {})
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.api_url = f"http://127.0.0.1:{self.api_port}"
+        self.endpoint_url = f"http://127.0.0.1:{self.emulator_port}"
+        self._token: str | None = None
+
+    # -- environment -----------------------------------------------------------------------------
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__CORE__EXECUTOR": "airflow_ecs_executor.EcsExecutor",
+                "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
+                "AIRFLOW__API_AUTH__JWT_SECRET": self._secret("jwt"),
+                "AIRFLOW__API__SECRET_KEY": self._secret("api"),
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                "AIRFLOW__ECS_EXECUTOR__CLUSTER": CLUSTER,
+                "AIRFLOW__ECS_EXECUTOR__TASK_DEFINITION": TASK_DEFINITION,
+                "AIRFLOW__ECS_EXECUTOR__CONTAINER_NAME": "base",
+                "AIRFLOW__ECS_EXECUTOR__ENDPOINT_URL": self.endpoint_url,
+                "AIRFLOW__ECS_EXECUTOR__REGION_NAME": "us-east-1",
+                "AIRFLOW__ECS_EXECUTOR__QUEUE_PROFILES": json.dumps(
+                    {"big": {"task_definition": BIG_TASK_DEFINITION, "memory": 2048}}
+                ),
+                "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
+                    {"conn_type": "aws", "login": "emulator", "password": "emulator"}
+                ),
+                "AWS_ACCESS_KEY_ID": "emulator",
+                "AWS_SECRET_ACCESS_KEY": "emulator",
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "NO_PROXY": "127.0.0.1,localhost",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def _secret(self, name: str) -> str:
+        path = self.home / f".{name}-secret"
+        if not path.exists():
+            path.write_text(secrets.token_hex(32))
+        return path.read_text()
+
+    # -- processes -------------------------------------------------------------------------------
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        # The child keeps its own descriptor of the log file; the parent's copy closes at once.
+        with (self.home / "logs").joinpath(f"{name}.log").open("ab") as log:
+            self.procs[name] = subprocess.Popen(
+                argv, env=self.env(), stdout=log, stderr=subprocess.STDOUT, cwd=self.home, start_new_session=True
+            )
+
+    def start(self, *, fresh: bool = True) -> Stack:
+        if fresh and self.home.exists():
+            shutil.rmtree(self.home)
+        (self.home / "logs").mkdir(parents=True, exist_ok=True)
+        (self.home / "passwords.json").write_text(json.dumps({USER: PASSWORD}))
+        self._spawn(
+            "emulator",
+            [
+                sys.executable,
+                "-m",
+                "ecs_emulator",
+                "--port",
+                str(self.emulator_port),
+                "--profile",
+                self.profile,
+                "--log-level",
+                "WARNING",
+            ],
+        )
+        self._wait_http(f"{self.endpoint_url}/_emulator/health", "the ECS emulator")
+        self.setup_ecs()
+        with (self.home / "logs" / "db-migrate.log").open("ab") as log:
+            subprocess.run(
+                [str(BIN / "airflow"), "db", "migrate"],
+                env=self.env(),
+                check=True,
+                cwd=self.home,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self._spawn(
+            "api-server",
+            [str(BIN / "airflow"), "api-server", "--host", "127.0.0.1", "--port", str(self.api_port), "--workers", "1"],
+        )
+        self.start_scheduler()
+        self._spawn("dag-processor", [str(BIN / "airflow"), "dag-processor"])
+        self._wait_http(f"{self.api_url}/api/v2/monitor/health", "the Airflow API server", timeout=180)
+        return self
+
+    def start_scheduler(self) -> None:
+        self._spawn("scheduler", [str(BIN / "airflow"), "scheduler"])
+
+    def kill_scheduler(self) -> None:
+        proc = self.procs.pop("scheduler")
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        for name in ("scheduler", "dag-processor", "api-server", "emulator"):
+            proc = self.procs.pop(name, None)
+            if proc is None:
+                continue
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=30)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                with_kill = proc.poll() is None
+                if with_kill:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=30)
+
+    def _wait_http(self, url: str, what: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=5):  # noqa: S310 - our own loopback URL
+                    return
+            except (urllib.error.URLError, OSError):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"{what} did not answer at {url} within {timeout:.0f} s; see {self.home}/logs"
+                    ) from None
+                for name, proc in self.procs.items():
+                    if proc.poll() is not None:
+                        raise RuntimeError(
+                            f"{name} exited with code {proc.returncode}; see {self.home}/logs/{name}.log"
+                        ) from None
+                time.sleep(0.5)
+
+    # -- ECS -------------------------------------------------------------------------------------
+    def aws(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="emulator",
+            aws_secret_access_key="emulator",
+            config=Config(retries={"mode": "standard"}),
+        )
+
+    def setup_ecs(self) -> None:
+        """The cluster and task definitions an administrator would create (deploy/ on AWS)."""
+        ecs = self.aws("ecs")
+        ecs.create_cluster(clusterName=CLUSTER, capacityProviders=["FARGATE", "FARGATE_SPOT"])
+        environment = [
+            {"name": k, "value": v}
+            for k, v in self.env().items()
+            if k.startswith(("AIRFLOW__CORE__", "AIRFLOW__DATABASE__", "AIRFLOW__API_AUTH__")) or k == "AIRFLOW_HOME"
+        ]
+        for family, memory in ((TASK_DEFINITION, 1536), (BIG_TASK_DEFINITION, 3072)):
+            ecs.register_task_definition(
+                family=family,
+                containerDefinitions=[
+                    {
+                        "name": "base",
+                        "image": "apache/airflow:3.3.2",
+                        "memory": memory,
+                        "environment": environment,
+                        "logConfiguration": {
+                            "logDriver": "awslogs",
+                            "options": {
+                                "awslogs-group": LOG_GROUP,
+                                "awslogs-stream-prefix": "airflow",
+                                "awslogs-create-group": "true",
+                                "awslogs-region": "us-east-1",
+                            },
+                        },
+                    }
+                ],
+            )
+
+    # -- Airflow REST API ------------------------------------------------------------------------
+    def _request(self, method: str, path: str, body: Any = None) -> Any:
+        if self._token is None and not path.startswith("/auth"):
+            self._token = self._request("POST", "/auth/token", {"username": USER, "password": PASSWORD})["access_token"]
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.api_url + path, data=data, method=method)  # noqa: S310
+        req.add_header("Content-Type", "application/json")
+        if self._token and not path.startswith("/auth"):
+            req.add_header("Authorization", f"Bearer {self._token}")
+        with urllib.request.urlopen(req, timeout=30) as response:  # noqa: S310 - our own loopback URL
+            text = response.read()
+            return json.loads(text) if text else None
+
+    def wait_dags(self, dag_ids: list[str], timeout: float = 180.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            known = {d["dag_id"] for d in self._request("GET", "/api/v2/dags?limit=100")["dags"]}
+            if set(dag_ids) <= known:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"DAGs {sorted(set(dag_ids) - known)} not parsed within {timeout:.0f} s")
+            time.sleep(1)
+
+    def trigger(self, dag_id: str) -> str:
+        self._request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+        run = self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None})
+        return str(run["dag_run_id"])
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        return str(self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"])
+
+    def wait_run(self, dag_id: str, run_id: str, timeout: float = 300.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.run_state(dag_id, run_id)
+            if state in ("success", "failed"):
+                return state
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{dag_id} {run_id} still {state} after {timeout:.0f} s")
+            time.sleep(1)
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        return list(
+            self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000")["task_instances"]
+        )
+
+    def set_task_state(self, dag_id: str, run_id: str, task_id: str, state: str) -> None:
+        self._request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}", {"new_state": state})
+
+    def emulator_tasks(self) -> list[dict[str, Any]]:
+        with urllib.request.urlopen(f"{self.endpoint_url}/_emulator/tasks", timeout=10) as r:  # noqa: S310
+            return list(json.loads(r.read())["tasks"])
+
+    def inject(self, kind: str, **options: Any) -> None:
+        req = urllib.request.Request(  # noqa: S310 - our own loopback URL
+            f"{self.endpoint_url}/_emulator/faults",
+            data=json.dumps({"kind": kind, **options}).encode(),
+            method="POST",
+        )
+        urllib.request.urlopen(req, timeout=10).close()  # noqa: S310

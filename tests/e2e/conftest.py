@@ -1,0 +1,25 @@
+"""One real Airflow (API server, scheduler, DAG processor) and one emulator for the whole module."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack.stack import Stack
+
+DAG_IDS = ["smoke", "retry_once", "sleeper", "fanout"]
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    home = Path(os.environ.get("E2E_HOME") or tmp_path_factory.mktemp("airflow-home"))
+    st = Stack(home)
+    try:
+        st.start()
+        st.wait_dags(DAG_IDS)
+        yield st
+    finally:
+        st.stop()
