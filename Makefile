@@ -26,7 +26,7 @@ $(STAMP): $(LOCK) pyproject.toml
 	@touch $(STAMP)
 
 demo: install
-	$(PY) -m ecs_emulator.demo
+	$(PY) -m devstack
 
 lint: install
 	$(VENV)/bin/ruff check .
