@@ -49,7 +49,7 @@ def fanout() -> None:
     def total(values: list[int]) -> None:
         print(f"total = {sum(values)}")
 
-    total(work.expand(n=items()))
+    total(work.expand(n=items()))  # type: ignore[arg-type]  # XComArg resolves at run time
 
 
 retry_once()

@@ -46,7 +46,7 @@ def ecs_demo() -> None:
     def summarise(sizes: list[int]) -> None:
         print(f"processed {len(sizes)} files, {sum(sizes)} characters of names", flush=True)
 
-    summarise(process.expand(name=list_files()))
+    summarise(process.expand(name=list_files()))  # type: ignore[arg-type]  # XComArg resolves at run time
     flaky_once()
     with_resources()
     routed_by_queue()
