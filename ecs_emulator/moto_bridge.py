@@ -60,7 +60,8 @@ def handle(method: str, path: str, headers: Mapping[str, str], body: bytes, port
     }
     for key, value in headers.items():
         name = key.upper().replace("-", "_")
-        if name not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        # The body reaches moto de-chunked, with its real length.
+        if name not in ("CONTENT_TYPE", "CONTENT_LENGTH", "TRANSFER_ENCODING"):
             environ[f"HTTP_{name}"] = value
     captured: dict[str, Any] = {}
 

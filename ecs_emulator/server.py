@@ -142,8 +142,22 @@ class _Handler(BaseHTTPRequestHandler):
         _log.debug("%s " + format, self.address_string(), *args)
 
     def _body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self._chunked_body()
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
+
+    def _chunked_body(self) -> bytes:
+        # HTTP/1.1 chunked transfer coding (botocore streams S3 uploads this way).
+        parts: list[bytes] = []
+        while True:
+            size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailer fields
+                return b"".join(parts)
+            parts.append(self.rfile.read(size))
+            self.rfile.readline()  # the CRLF after each chunk
 
     def _send(self, reply: Reply) -> None:
         self.send_response(reply.status)
@@ -187,10 +201,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(reply)
 
     def do_GET(self) -> None:
+        body = self._body()
         if self.path.startswith(CONTROL_PREFIX):
-            self._send(self.server.control(self.command, self.path, b""))
+            self._send(self.server.control(self.command, self.path, body))
         else:
-            self._send(self.server.other(self.command, self.path, dict(self.headers), b""))
+            self._send(self.server.other(self.command, self.path, dict(self.headers), body))
 
     do_PUT = do_GET
     do_DELETE = do_GET

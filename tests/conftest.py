@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import pytest
 
@@ -18,11 +17,9 @@ from ecs_emulator import Emulator
 
 
 @pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    """A fast-profile emulator on a free port whose every response is checked against botocore."""
-    with Emulator("fast", validate_responses=True) as em:
-        yield em
-        assert em.shape_problems == [], em.shape_problems
+def emulator(ecs_emulator_server: Emulator) -> Emulator:
+    """The emulator's own pytest fixture (ecs_emulator.pytest_plugin): fast profile, shapes checked."""
+    return ecs_emulator_server
 
 
 @pytest.fixture
