@@ -8,6 +8,7 @@ DESIGN.md (``core.classify``).
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -88,9 +89,15 @@ class EcsExecutor(BaseExecutor):
 
     # ------------------------------------------------------------------ start and configuration
     def _section(self) -> dict[str, Any]:
+        """The raw section: global values, overlaid for a team by its own section and variables."""
+        raw: dict[str, Any] = dict(conf.getsection(SECTION) or {})
         team = getattr(self, "team_name", None)
-        source = getattr(self, "conf", None) if team else None
-        raw = (source or conf).getsection(SECTION) or {}
+        if team:
+            # conf.getsection(section, team_name=...) answers None when no team section exists in a
+            # config file, even if AIRFLOW__<TEAM>___ECS_EXECUTOR__* variables are set; read both.
+            raw.update(conf.getsection(SECTION, team_name=team) or {})
+            prefix = f"AIRFLOW__{team.upper()}___{SECTION.upper()}__"
+            raw.update({k[len(prefix) :].lower(): v for k, v in os.environ.items() if k.startswith(prefix)})
         return {k: v for k, v in raw.items() if v is not None}
 
     def start(self) -> None:

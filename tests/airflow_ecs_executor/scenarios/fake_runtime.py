@@ -10,6 +10,9 @@ import sys
 import time
 
 payload = json.loads(sys.argv[sys.argv.index("--json-string") + 1])
+if "callback" in payload:
+    print(f"fake runtime: running callback {payload['callback']['id']}", flush=True)
+    sys.exit(1 if payload["callback"]["data"].get("fail") else 0)
 task_id = payload["ti"]["task_id"]
 print(f"fake runtime: running {payload['ti']['dag_id']}.{task_id} try {payload['ti']['try_number']}", flush=True)
 if task_id.startswith("fail"):
