@@ -123,6 +123,11 @@ class ExecutorConfig(BaseModel):
         5, ge=1, description="Launch attempts per workload (capacity shortfalls, tasks that fail to start)."
     )
     launch_timeout: float = Field(900.0, gt=0, description="Seconds a workload may take to reach RUNNING.")
+    missing_grace: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds a task may be MISSING from DescribeTasks (eventual consistency) before it fails.",
+    )
     check_health_on_startup: bool = Field(True, description="Check credentials, cluster and task definition at start.")
     queue_profiles: Annotated[dict[str, QueueProfile], BeforeValidator(_json_value)] = Field(
         default_factory=dict, description="JSON: Airflow queue name -> run settings for that queue."

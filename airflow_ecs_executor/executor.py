@@ -37,9 +37,6 @@ except ImportError:  # Airflow 3.1
     from airflow.stats import Stats  # type: ignore[no-redef,assignment,unused-ignore]
 
 COMMAND = ("python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string")
-# ECS is eventually consistent: a task just returned by RunTask can briefly be MISSING from
-# DescribeTasks (AWS_FACTS.md). Only after this long is a missing task a failure.
-MISSING_GRACE_SECONDS = 60.0
 TERMINATE_SECONDS = 30.0
 END_SECONDS = 300.0
 
@@ -59,6 +56,7 @@ class _Entry:
     transient_errors: int = 0
     version: int = -1
     missing_since: float | None = None
+    start_seen: bool = False
 
 
 def _workload_id(key: Any) -> str:
@@ -205,7 +203,7 @@ class EcsExecutor(BaseExecutor):
         try:
             request = build_run_task(self._cfg, entry.spec, attempt=attempt)
         except RequestError as exc:
-            self._finish(entry, Phase.FAILED, f"not launched: {exc}")
+            self._finish(entry, Phase.FAILED, f"not launched: {exc}", kind="invalid_request")
             return
         entry.request = request
         entry.record = advance(entry.record, Phase.LAUNCHING, at=self._clock(), attempt=attempt, task_arn=None)
@@ -255,7 +253,9 @@ class EcsExecutor(BaseExecutor):
             err = done.error
             if err.kind is LaunchErrorKind.REJECTED:
                 Stats.incr(f"ecs_executor.failures.{err.code}")
-                self._finish(entry, Phase.FAILED, f"RunTask rejected the task: {err.code}: {err.message}")
+                self._finish(
+                    entry, Phase.FAILED, f"RunTask rejected the task: {err.code}: {err.message}", kind="rejected"
+                )
                 return
             entry.transient_errors += 1
             if "Throttl" in err.code:
@@ -273,7 +273,12 @@ class EcsExecutor(BaseExecutor):
         attempt = entry.record.attempt
         if entry.spec is None or attempt >= self._cfg.max_launch_attempts:
             tail = "" if entry.spec is not None else " (adopted task: its workload cannot be relaunched)"
-            self._finish(entry, Phase.FAILED, f"{reason}; gave up after {attempt} launch attempt(s){tail}")
+            self._finish(
+                entry,
+                Phase.FAILED,
+                f"{reason}; gave up after {attempt} launch attempt(s){tail}",
+                kind="launch_attempts",
+            )
             return
         delay = self._backoff.delay(attempt, self._rng)
         self.log.info("%s: %s; launching again (attempt %d) in %.1f s", entry.record.id, reason, attempt + 1, delay)
@@ -302,26 +307,32 @@ class EcsExecutor(BaseExecutor):
                 continue
             if entry.missing_since is None:
                 entry.missing_since = now
-            elif now - entry.missing_since > MISSING_GRACE_SECONDS:
-                self._finish(entry, Phase.FAILED, f"ECS no longer knows task {arn} (DescribeTasks reports it MISSING)")
+            # ECS is eventually consistent: a task just returned by RunTask can briefly be MISSING
+            # from DescribeTasks (AWS_FACTS.md). Only after the grace period is it a failure.
+            elif now - entry.missing_since > self._cfg.missing_grace:
+                reason = f"ECS no longer knows task {arn} (DescribeTasks reports it MISSING)"
+                self._finish(entry, Phase.FAILED, reason, kind="missing")
 
     def _observe(self, entry: _Entry, obs: TaskObservation) -> None:
         if obs.version and obs.version < entry.version:
             return  # an older observation than one already applied
         entry.version = max(entry.version, obs.version)
+        if obs.started and not entry.start_seen:
+            # Accepted -> container started; a short task may already be STOPPED when first seen.
+            entry.start_seen = True
+            Stats.timing("ecs_executor.launch_latency", (self._clock() - entry.accepted_at) * 1000)
         outcome = judge(obs, entry.container)
         if outcome.verdict is Verdict.RUNNING and entry.record.phase is Phase.PROVISIONING:
             entry.record = advance(entry.record, Phase.RUNNING, at=self._clock())
-            Stats.timing("ecs_executor.launch_latency", (self._clock() - entry.accepted_at) * 1000)
         elif outcome.verdict is Verdict.SUCCEEDED:
             self._finish(entry, Phase.SUCCEEDED, None)
         elif outcome.verdict is Verdict.FAILED:
-            self._finish(entry, Phase.FAILED, outcome.reason)
+            self._finish(entry, Phase.FAILED, outcome.reason, kind=outcome.kind)
         elif outcome.verdict is Verdict.RELAUNCH:
             Stats.incr("ecs_executor.failed_to_start")
             self._retry_attempt(entry, outcome.reason or "the ECS task failed to start")
 
-    def _finish(self, entry: _Entry, phase: Phase, reason: str | None) -> None:
+    def _finish(self, entry: _Entry, phase: Phase, reason: str | None, *, kind: str | None = None) -> None:
         entry.record = advance(entry.record, phase, at=self._clock(), reason=reason)
         self._entries.pop(entry.key, None)
         if entry.record.task_arn:
@@ -331,6 +342,7 @@ class EcsExecutor(BaseExecutor):
             self.success(entry.key, entry.record.task_arn)
             return
         Stats.incr("ecs_executor.failures")
+        Stats.incr(f"ecs_executor.failures.{kind or 'other'}")
         self.log.warning("%s failed: %s", entry.record.id, reason)
         self.log_task_event(event="ecs task failed", extra=reason or "unknown reason", ti_key=entry.key)
         self.fail(entry.key, reason)
@@ -346,7 +358,9 @@ class EcsExecutor(BaseExecutor):
                 last = f" (last error: {entry.record.reason})" if entry.record.reason else ""
                 if entry.record.task_arn:
                     self._io.stop(entry.cluster, entry.record.task_arn, "did not start within launch_timeout")
-                self._finish(entry, Phase.FAILED, f"the ECS task did not start within {limit:.0f} s{last}")
+                self._finish(
+                    entry, Phase.FAILED, f"the ECS task did not start within {limit:.0f} s{last}", kind="launch_timeout"
+                )
 
     def _emit_gauges(self) -> None:
         counts = {phase: 0 for phase in Phase}

@@ -51,24 +51,32 @@ class Verdict(StrEnum):
 
 @dataclass(frozen=True)
 class Outcome:
-    """A verdict and, for failures and relaunches, the reason in words."""
+    """A verdict and, for failures and relaunches, the reason in words and a short kind for metrics."""
 
     verdict: Verdict
     reason: str | None = None
+    kind: str | None = None
 
 
 OOM_EXIT_CODE: Final = 137
 _STARTING = frozenset({"PROVISIONING", "PENDING", "ACTIVATING"})
 
 
-def _describe_exit(container: ContainerObservation) -> str:
+def _describe_exit(container: ContainerObservation) -> Outcome:
     code = container.exit_code
     detail = f" ({container.reason})" if container.reason else ""
+    name = container.name
     if code == OOM_EXIT_CODE and container.reason and "OutOfMemory" in container.reason:
-        return f"container '{container.name}' ran out of memory and was killed (exit code 137){detail}"
+        return Outcome(
+            Verdict.FAILED, f"container '{name}' ran out of memory and was killed (exit code 137){detail}", "oom"
+        )
     if code == OOM_EXIT_CODE:
-        return f"container '{container.name}' was killed (exit code 137: SIGKILL, often out of memory){detail}"
-    return f"container '{container.name}' exited with code {code}{detail}"
+        return Outcome(
+            Verdict.FAILED,
+            f"container '{name}' was killed (exit code 137: SIGKILL, often out of memory){detail}",
+            "oom",
+        )
+    return Outcome(Verdict.FAILED, f"container '{name}' exited with code {code}{detail}", "exit_code")
 
 
 def judge(task: TaskObservation, container_name: str) -> Outcome:
@@ -82,21 +90,29 @@ def judge(task: TaskObservation, container_name: str) -> Outcome:
     if main is not None and main.exit_code == 0:
         return Outcome(Verdict.SUCCEEDED)
     if task.stop_code == "UserInitiated":
-        return Outcome(Verdict.FAILED, f"the ECS task was stopped by a user or the executor: {stopped}")
+        return Outcome(Verdict.FAILED, f"the ECS task was stopped by a user or the executor: {stopped}", "stopped")
     never_ran = task.stop_code == "TaskFailedToStart" or (not task.started and (main is None or main.exit_code is None))
     if never_ran:
         detail = main.reason if main is not None and main.reason and main.reason not in stopped else None
         return Outcome(
-            Verdict.RELAUNCH, f"the ECS task failed to start: {stopped}" + (f" ({detail})" if detail else "")
+            Verdict.RELAUNCH,
+            f"the ECS task failed to start: {stopped}" + (f" ({detail})" if detail else ""),
+            "failed_to_start",
         )
     if task.stop_code == "SpotInterruption":
         code = f" (exit code {main.exit_code})" if main is not None and main.exit_code is not None else ""
-        return Outcome(Verdict.FAILED, f"Spot interruption: Fargate Spot reclaimed the capacity{code}")
+        return Outcome(Verdict.FAILED, f"Spot interruption: Fargate Spot reclaimed the capacity{code}", "spot")
     if main is None:
-        return Outcome(Verdict.FAILED, f"the ECS task has no container named '{container_name}'; it stopped: {stopped}")
+        return Outcome(
+            Verdict.FAILED,
+            f"the ECS task has no container named '{container_name}'; it stopped: {stopped}",
+            "no_container",
+        )
     if main.exit_code is None:
-        return Outcome(Verdict.FAILED, f"container '{container_name}' stopped without an exit code: {stopped}")
-    return Outcome(Verdict.FAILED, _describe_exit(main))
+        return Outcome(
+            Verdict.FAILED, f"container '{container_name}' stopped without an exit code: {stopped}", "no_exit_code"
+        )
+    return _describe_exit(main)
 
 
 class LaunchErrorKind(StrEnum):

@@ -108,6 +108,8 @@ def test_judge(observation: TaskObservation, verdict: Verdict, words: str | None
     else:
         assert outcome.reason is not None
         assert words in outcome.reason
+    # Every failure and relaunch names a kind for the failures.<kind> metric; nothing else does.
+    assert (outcome.kind is not None) == (verdict in (Verdict.FAILED, Verdict.RELAUNCH))
 
 
 @pytest.mark.parametrize(

@@ -122,3 +122,43 @@ def test_jwt_never_logged_even_at_debug(executor: Any, caplog: pytest.LogCapture
     run(executor, [workload("ok"), workload("fail")])
     assert "DescribeTasks" in caplog.text  # botocore's DEBUG lines were captured...
     assert "jwt-secret-token" not in caplog.text  # ...with the token redacted
+
+
+def test_oom_fails_with_reason(executor: Any) -> None:
+    final = run(executor, [workload("oom")])
+    state, info = next(iter(final.values()))
+    assert str(state) == "failed"
+    assert "ran out of memory" in info
+    assert "exit code 137" in info
+
+
+def test_credentials_expired_then_back(executor: Any, emulator: Emulator) -> None:
+    emulator.inject("expired_credentials", seconds=3)
+    final = run(executor, [workload("ok")], timeout=90)
+    assert states(final) == {"ok": "success"}
+    assert len(emulator.tasks()) == 1
+    assert emulator.counters()["api"]["RunTask"].get("expired_credentials", 0) >= 1
+
+
+def test_task_missing_past_grace_fails(
+    ecs_setup: Any, executor_env: dict[str, str], emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_ecs_executor import EcsExecutor
+
+    monkeypatch.setenv("AIRFLOW__ECS_EXECUTOR__MISSING_GRACE", "2")
+    ex = EcsExecutor()
+    ex.start()
+    try:
+        emulator.inject("describe_missing", seconds=60)
+        final = run(ex, [workload("sleep")], timeout=60)
+        state, info = next(iter(final.values()))
+        assert str(state) == "failed"
+        assert "DescribeTasks reports it MISSING" in info
+    finally:
+        ex.terminate()
+
+
+def test_brief_missing_is_tolerated(executor: Any, emulator: Emulator) -> None:
+    emulator.inject("describe_missing", seconds=3)
+    final = run(executor, [workload("ok")], timeout=60)
+    assert states(final) == {"ok": "success"}
