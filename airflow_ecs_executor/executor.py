@@ -18,7 +18,6 @@ from typing import Any
 from airflow.configuration import conf
 from airflow.executors import workloads
 from airflow.executors.base_executor import BaseExecutor
-from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -26,9 +25,11 @@ from airflow_ecs_executor import redaction
 from airflow_ecs_executor.aws.client import EcsClient, Launched, PlacementFailed
 from airflow_ecs_executor.aws.requests import RequestError, WorkloadSpec, build_run_task
 from airflow_ecs_executor.config import SECTION, ConfigError, ExecutorConfig, parse_config
+from airflow_ecs_executor.connection import make_client
 from airflow_ecs_executor.core.backoff import Backoff
 from airflow_ecs_executor.core.classify import LaunchErrorKind, TaskObservation, Verdict, judge
 from airflow_ecs_executor.core.lifecycle import Phase, Workload, advance
+from airflow_ecs_executor.logs import read_try_log
 from airflow_ecs_executor.runtime.workers import Described, LaunchDone, StopDone, Workers
 
 try:  # Airflow 3.2+
@@ -119,20 +120,14 @@ class EcsExecutor(BaseExecutor):
 
     @staticmethod
     def _make_client(cfg: ExecutorConfig) -> Any:
-        hook = AwsBaseHook(aws_conn_id=cfg.conn_id, client_type="ecs", region_name=cfg.region_name)
-        session = hook.get_session(region_name=cfg.region_name)
-        return session.client(
-            "ecs",
-            region_name=cfg.region_name or session.region_name or hook.conn_region_name,
-            endpoint_url=cfg.endpoint_url or hook.conn_config.endpoint_url,
-            # One attempt per call: retries are ours, with the same clientToken and off the worker thread.
-            config=Config(
-                retries={"total_max_attempts": 1},
-                connect_timeout=5,
-                read_timeout=20,
-                max_pool_connections=cfg.launch_concurrency + 8,
-            ),
+        # One attempt per call: retries are ours, with the same clientToken and off the worker thread.
+        config = Config(
+            retries={"total_max_attempts": 1},
+            connect_timeout=5,
+            read_timeout=20,
+            max_pool_connections=cfg.launch_concurrency + 8,
         )
+        return make_client(cfg, "ecs", config=config)
 
     @property
     def _cfg(self) -> ExecutorConfig:
@@ -145,6 +140,14 @@ class EcsExecutor(BaseExecutor):
         if self._workers is None:
             raise RuntimeError("EcsExecutor.start() has not run")
         return self._workers
+
+    # ------------------------------------------------------------------ logs (called in the API server)
+    def get_task_log(self, ti: Any, try_number: int) -> tuple[list[str], list[str]]:
+        """A running try's container output, read from its ECS task's CloudWatch Logs stream.
+
+        The API server calls this on an executor it never started; the configuration is read here.
+        """
+        return read_try_log(ti, try_number, self._section())
 
     # ------------------------------------------------------------------ accepting workloads
     def _process_workloads(self, workload_items: Sequence[Any]) -> None:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,8 @@ class Stack:
                 "AIRFLOW__API__SECRET_KEY": self._secret("api"),
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                # Task logs come from the ECS task's CloudWatch stream, as they would on AWS.
+                "AIRFLOW__LOGGING__LOGGING_CONFIG_CLASS": "airflow_ecs_executor.logs.LOGGING_CONFIG",
                 "AIRFLOW__ECS_EXECUTOR__CLUSTER": CLUSTER,
                 "AIRFLOW__ECS_EXECUTOR__TASK_DEFINITION": TASK_DEFINITION,
                 "AIRFLOW__ECS_EXECUTOR__CONTAINER_NAME": "base",
@@ -203,6 +206,11 @@ class Stack:
             for k, v in self.env().items()
             if k.startswith(("AIRFLOW__CORE__", "AIRFLOW__DATABASE__", "AIRFLOW__API_AUTH__")) or k == "AIRFLOW_HOME"
         ]
+        # A container's disk is its own: the API server cannot read the files a task writes there,
+        # so the UI shows what reached CloudWatch Logs, exactly as on AWS.
+        environment.append(
+            {"name": "AIRFLOW__LOGGING__BASE_LOG_FOLDER", "value": str(self.home / "container-disk" / "logs")}
+        )
         for family, memory in ((TASK_DEFINITION, 1536), (BIG_TASK_DEFINITION, 3072)):
             ecs.register_task_definition(
                 family=family,
@@ -248,9 +256,12 @@ class Stack:
                 raise RuntimeError(f"DAGs {sorted(set(dag_ids) - known)} not parsed within {timeout:.0f} s")
             time.sleep(1)
 
-    def trigger(self, dag_id: str) -> str:
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
         self._request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-        run = self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None})
+        body: dict[str, Any] = {"logical_date": None}
+        if conf:
+            body["conf"] = conf
+        run = self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)
         return str(run["dag_run_id"])
 
     def run_state(self, dag_id: str, run_id: str) -> str:
@@ -273,6 +284,16 @@ class Stack:
 
     def set_task_state(self, dag_id: str, run_id: str, task_id: str, state: str) -> None:
         self._request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}", {"new_state": state})
+
+    def task_log(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1
+    ) -> list[dict[str, Any]]:
+        """A try's log as the UI gets it from the API server: structured lines, JSON-parsed."""
+        path = (
+            f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances/{task_id}"
+            f"/logs/{try_number}?map_index={map_index}&full_content=true"
+        )
+        return list(self._request("GET", path)["content"])
 
     def emulator_tasks(self) -> list[dict[str, Any]]:
         with urllib.request.urlopen(f"{self.endpoint_url}/_emulator/tasks", timeout=10) as r:  # noqa: S310

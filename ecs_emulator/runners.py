@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -86,6 +86,12 @@ class _ProcessHandle:
         self.oom_killed = False
 
     def signal(self, sig: int) -> None:
+        if sig == signal.SIGKILL:
+            # A killed container loses every process in its cgroup, including ones in other sessions.
+            _, members = _container_usage([self.proc.pid]).get(self.proc.pid, (0, set()))
+            for member in members - {self.proc.pid}:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(member, sig)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, sig)
 
@@ -173,10 +179,11 @@ class ProcessRunner:
                 limited = {pid: h for pid, h in self._live.items() if h.memory_limit_mib}
             if not limited:
                 continue
-            usage = _rss_by_process_group(limited)
+            usage = _container_usage(limited)
             for pid, handle in limited.items():
                 assert handle.memory_limit_mib is not None
-                if usage.get(pid, 0) > handle.memory_limit_mib * 1024 * 1024:
+                rss, _ = usage.get(pid, (0, set()))
+                if rss > handle.memory_limit_mib * 1024 * 1024:
                     handle.oom_killed = True
                     handle.signal(signal.SIGKILL)
 
@@ -189,9 +196,9 @@ class ProcessRunner:
         shutil.rmtree(self._workdir, ignore_errors=True)
 
 
-def _rss_by_process_group(groups: Mapping[int, object]) -> dict[int, int]:
-    """Resident memory in bytes of every process, summed per process group (the container)."""
-    totals: dict[int, int] = {}
+def _process_table() -> dict[int, tuple[int, int, int]]:
+    """Every process: its pid -> (parent pid, process group, resident bytes)."""
+    table: dict[int, tuple[int, int, int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -201,10 +208,33 @@ def _rss_by_process_group(groups: Mapping[int, object]) -> dict[int, int]:
             continue
         # Fields after the parenthesised command name: state ppid pgrp ... rss is field 24.
         fields = stat.rsplit(")", 1)[1].split()
-        pgrp = int(fields[2])
-        if pgrp in groups:
-            totals[pgrp] = totals.get(pgrp, 0) + int(fields[21]) * _PAGE
-    return totals
+        table[int(entry)] = (int(fields[1]), int(fields[2]), int(fields[21]) * _PAGE)
+    return table
+
+
+def _container_usage(roots: Iterable[int]) -> dict[int, tuple[int, set[int]]]:
+    """Resident bytes and member pids of each container: its process group plus every descendant.
+
+    A cgroup holds a container's processes wherever they move; Airflow's supervisor, for one,
+    forks the task into a new session. Descendants are followed through parent pids.
+    """
+    table = _process_table()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    out: dict[int, tuple[int, set[int]]] = {}
+    for root in roots:
+        members = {pid for pid, (_, pgrp, _) in table.items() if pgrp == root}
+        stack = list(members | {root})
+        while stack:
+            pid = stack.pop()
+            for child in children.get(pid, []):
+                if child not in members:
+                    members.add(child)
+                    stack.append(child)
+        members &= table.keys()
+        out[root] = (sum(table[pid][2] for pid in members), members)
+    return out
 
 
 class _SimulatedHandle:

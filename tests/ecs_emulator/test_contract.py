@@ -398,6 +398,22 @@ class TestFaults:
         assert task["containers"][0]["exitCode"] == 137
         assert task["containers"][0]["reason"].startswith("OutOfMemoryError")
 
+    def test_memory_of_a_child_in_its_own_session_counts(self, ecs: Any) -> None:
+        # Airflow's supervisor forks the task into a new session; a cgroup still holds it.
+        code = (
+            "import os, time\n"
+            "if os.fork() == 0:\n"
+            "    os.setsid(); x = b'x' * (300 * 1024 * 1024); time.sleep(30)\n"
+            "else:\n"
+            "    os.wait()\n"
+        )
+        setup(ecs, python_container(code=code, memory=64))
+        started = time.monotonic()
+        task = wait_stopped(ecs, "c", run(ecs))
+        assert task["containers"][0]["exitCode"] == 137
+        assert task["containers"][0]["reason"].startswith("OutOfMemoryError")
+        assert time.monotonic() - started < 20  # killed for its memory, not at the end of its sleep
+
     def test_describe_eventual_consistency(self, emulator: Emulator, ecs: Any) -> None:
         self.setup_task(ecs, code="import time; time.sleep(2)")
         emulator.inject("describe_missing", seconds=0.5)
