@@ -10,7 +10,7 @@ import pytest
 
 from devstack.stack import Stack
 
-DAG_IDS = ["smoke", "retry_once", "sleeper", "fanout"]
+DAG_IDS = ["smoke", "retry_once", "sleeper", "fanout", "killed_by_oom", "chatty"]
 
 
 @pytest.fixture(scope="session")
