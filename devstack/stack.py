@@ -41,13 +41,20 @@ class Stack:
     """One emulator and one Airflow, in ``home``; every server on 127.0.0.1."""
 
     def __init__(
-        self, home: Path, *, api_port: int | None = None, profile: str = "fast", extra_env: dict[str, str] | None = None
+        self,
+        home: Path,
+        *,
+        api_port: int | None = None,
+        profile: str = "fast",
+        extra_env: dict[str, str] | None = None,
+        container_env: dict[str, str] | None = None,
     ) -> None:
         self.home = home
         self.api_port = api_port or free_port()
         self.emulator_port = free_port()
         self.profile = profile
         self.extra_env = dict(extra_env or {})
+        self.container_env = dict(container_env or {})
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         self.endpoint_url = f"http://127.0.0.1:{self.emulator_port}"
@@ -211,6 +218,7 @@ class Stack:
         environment.append(
             {"name": "AIRFLOW__LOGGING__BASE_LOG_FOLDER", "value": str(self.home / "container-disk" / "logs")}
         )
+        environment += [{"name": k, "value": v} for k, v in self.container_env.items()]
         for family, memory in ((TASK_DEFINITION, 1536), (BIG_TASK_DEFINITION, 3072)):
             ecs.register_task_definition(
                 family=family,
