@@ -74,3 +74,13 @@ def test_a_100000_line_log_is_readable(stack: Stack) -> None:
     assert len(chatty) == 100_000
     assert chatty[0] == "chatty line 1 of 100000"
     assert chatty[-1] == "chatty line 100000 of 100000"
+
+
+def test_throttled_log_reads_show_a_note(stack: Stack) -> None:
+    run_id = stack.trigger("smoke")
+    assert stack.wait_run("smoke", run_id) == "success"
+    stack.inject("throttle", api="GetLogEvents", count=5)  # every attempt of one read: 1 + 4 retries
+    lines = events(stack.task_log("smoke", run_id, "hello", 1))
+    assert any("reading CloudWatch Logs stopped after 0 lines: ThrottlingException" in e for e in lines), lines
+    # the next view reads normally
+    assert "hello from an ECS task run by EcsExecutor" in events(stack.task_log("smoke", run_id, "hello", 1))
