@@ -13,7 +13,7 @@ LOCK := requirements/lock-airflow-$(AIRFLOW).txt
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck importlint pytest lock clean bench-emulator
+.PHONY: install browser demo test lint typecheck importlint pytest lock clean bench-emulator
 
 install: $(STAMP)
 
@@ -38,7 +38,16 @@ typecheck: install
 importlint: install
 	$(VENV)/bin/lint-imports
 
-pytest: install
+# Debian's Chromium for the browser test; Playwright (from the lock file) drives it, so no browser
+# is downloaded from anywhere but the package registries.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -y -q
+browser:
+	@command -v chromium >/dev/null || { \
+	  echo "==> installing Debian's chromium for the browser test"; \
+	  $(APT) install chromium >/dev/null 2>&1 || { $(APT) update >/dev/null && $(APT) install chromium >/dev/null; }; }
+
+pytest: install browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck importlint pytest
