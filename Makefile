@@ -56,8 +56,11 @@ bench-emulator: install
 	$(PY) -m ecs_emulator.bench
 
 # Re-resolve the pinned lock files (run by a maintainer, never by the test command).
+# The newest Airflow 3 release and the oldest supported one share requirements/base.in.
 lock:
-	$(VENV)/bin/uv pip compile requirements/base.in --python-version 3.11 -o requirements/lock-airflow-3.3.txt
+	for v in 3.3 3.1; do \
+	  $(VENV)/bin/uv pip compile requirements/airflow-$$v.in --python-version 3.11 -o requirements/lock-airflow-$$v.txt; \
+	done
 
 clean:
 	rm -rf .venv .venv-airflow-* .mypy_cache .ruff_cache .pytest_cache

@@ -8,6 +8,7 @@ DESIGN.md (``core.classify``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
@@ -94,7 +95,8 @@ class EcsExecutor(BaseExecutor):
         if team:
             # conf.getsection(section, team_name=...) answers None when no team section exists in a
             # config file, even if AIRFLOW__<TEAM>___ECS_EXECUTOR__* variables are set; read both.
-            raw.update(conf.getsection(SECTION, team_name=team) or {})
+            with contextlib.suppress(TypeError):  # Airflow 3.1 has no team sections; variables still work
+                raw.update(conf.getsection(SECTION, team_name=team) or {})
             prefix = f"AIRFLOW__{team.upper()}___{SECTION.upper()}__"
             raw.update({k[len(prefix) :].lower(): v for k, v in os.environ.items() if k.startswith(prefix)})
         return {k: v for k, v in raw.items() if v is not None}
@@ -285,7 +287,7 @@ class EcsExecutor(BaseExecutor):
             return
         delay = self._backoff.delay(attempt, self._rng)
         self.log.info("%s: %s; launching again (attempt %d) in %.1f s", entry.record.id, reason, attempt + 1, delay)
-        self.log_task_event(event="ecs task relaunched", extra=reason, ti_key=entry.key)
+        self._task_event(entry, "ecs task relaunched", reason)
         if entry.record.task_arn:
             self._by_arn.pop(entry.record.task_arn, None)
         entry.record = advance(entry.record, Phase.PENDING, at=self._clock(), task_arn=None, reason=reason)
@@ -347,8 +349,17 @@ class EcsExecutor(BaseExecutor):
         Stats.incr("ecs_executor.failures")
         Stats.incr(f"ecs_executor.failures.{kind or 'other'}")
         self.log.warning("%s failed: %s", entry.record.id, reason)
-        self.log_task_event(event="ecs task failed", extra=reason or "unknown reason", ti_key=entry.key)
         self.fail(entry.key, reason)
+        self._task_event(entry, "ecs task failed", reason or "unknown reason")
+
+    def _task_event(self, entry: _Entry, event: str, extra: str) -> None:
+        """A task-instance event for the UI; a problem recording it never stops the state change."""
+        if not hasattr(entry.key, "dag_id"):
+            return  # callbacks have no task instance to attach an event to
+        try:
+            self.log_task_event(event=event, extra=extra, ti_key=entry.key)
+        except Exception:  # the event is a courtesy; the state change already happened
+            self.log.warning("Could not record task-instance event %r for %s", event, entry.record.id, exc_info=True)
 
     def _check_deadlines(self) -> None:
         now = self._clock()

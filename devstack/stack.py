@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import secrets
@@ -225,7 +226,7 @@ class Stack:
                 containerDefinitions=[
                     {
                         "name": "base",
-                        "image": "apache/airflow:3.3.2",
+                        "image": f"apache/airflow:{importlib.metadata.version('apache-airflow')}",
                         "memory": memory,
                         "environment": environment,
                         "logConfiguration": {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,18 @@ from ecs_emulator import Emulator
 from tests.helpers import aws_client
 
 FAKE_RUNTIME = str(Path(__file__).with_name("fake_runtime.py"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _airflow_models() -> None:
+    """Load every ORM model, as the scheduler process has: Airflow 3.1 builds a Log row per task event."""
+    from airflow.models import import_all_models
+    from sqlalchemy.orm import configure_mappers
+
+    with warnings.catch_warnings():  # Airflow's models use deprecated paths and loaders; not ours to fix
+        warnings.simplefilter("ignore")
+        import_all_models()
+        configure_mappers()
 
 
 @pytest.fixture
@@ -79,7 +92,8 @@ def workload(
 ) -> Any:
     from airflow.executors import workloads
 
-    ti = workloads.TaskInstanceDTO(
+    dto = getattr(workloads, "TaskInstanceDTO", None) or workloads.TaskInstance  # Airflow 3.1 names it TaskInstance
+    ti = dto(
         id=uuid.uuid4(),
         task_id=task_id,
         dag_id=dag_id,
