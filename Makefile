@@ -13,7 +13,7 @@ LOCK := requirements/lock-airflow-$(AIRFLOW).txt
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser demo test lint typecheck importlint pytest lock clean bench-emulator
+.PHONY: install browser demo test lint typecheck importlint pytest pytest-oldest lock clean bench-emulator
 
 install: $(STAMP)
 
@@ -50,7 +50,11 @@ browser:
 pytest: install browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test: lint typecheck importlint pytest
+# Every test on the newest Airflow 3 release, then on the oldest one we support.
+test: lint typecheck importlint pytest pytest-oldest
+
+pytest-oldest:
+	$(MAKE) --no-print-directory pytest AIRFLOW=3.1
 
 bench-emulator: install
 	$(PY) -m ecs_emulator.bench

@@ -392,6 +392,7 @@ class EcsExecutor(BaseExecutor):
         self.queued_tasks.pop(ti.key, None)
         if entry is None:
             return
+        self._io.cancel(entry.record.id)  # launches not sent yet never reach ECS
         if entry.record.task_arn:
             self._by_arn.pop(entry.record.task_arn, None)
             self._io.stop(entry.cluster, entry.record.task_arn, "revoked by Airflow")

@@ -308,10 +308,15 @@ class Stack:
         with urllib.request.urlopen(f"{self.endpoint_url}/_emulator/tasks", timeout=10) as r:  # noqa: S310
             return list(json.loads(r.read())["tasks"])
 
-    def inject(self, kind: str, **options: Any) -> None:
+    def _control(self, route: str, payload: dict[str, Any]) -> None:
         req = urllib.request.Request(  # noqa: S310 - our own loopback URL
-            f"{self.endpoint_url}/_emulator/faults",
-            data=json.dumps({"kind": kind, **options}).encode(),
-            method="POST",
+            f"{self.endpoint_url}/_emulator/{route}", data=json.dumps(payload).encode(), method="POST"
         )
         urllib.request.urlopen(req, timeout=10).close()  # noqa: S310
+
+    def inject(self, kind: str, **options: Any) -> None:
+        self._control("faults", {"kind": kind, **options})
+
+    def set_capacity(self, max_tasks: int | None) -> None:
+        """How many ECS tasks the emulated cluster can place at once (None: no limit)."""
+        self._control("capacity", {"max_tasks": max_tasks})

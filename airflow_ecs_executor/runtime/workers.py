@@ -121,6 +121,22 @@ class Workers:
                 heapq.heappush(self._jobs, job)
             self._cond.notify()
 
+    def cancel(self, workload_id: str) -> int:
+        """Drop the workload's launches that have not been sent yet; returns how many were dropped.
+
+        A launch already sent cannot be recalled: its result still arrives and the executor stops
+        the task it started.
+        """
+        with self._cond:
+            jobs = [j for j in self._jobs if j.workload_id != workload_id]
+            delayed = [d for d in self._delayed if d[2].workload_id != workload_id]
+            dropped = len(self._jobs) - len(jobs) + len(self._delayed) - len(delayed)
+            if dropped:
+                heapq.heapify(jobs)
+                heapq.heapify(delayed)
+                self._jobs, self._delayed = jobs, delayed
+            return dropped
+
     def track(self, arns_by_cluster: Mapping[str, frozenset[str]]) -> None:
         with self._watch_lock:
             self._watch = dict(arns_by_cluster)

@@ -67,3 +67,19 @@ def test_delayed_job_waits(emulator: Emulator) -> None:
         assert [d.workload_id for d in collect(workers, 2)] == ["now", "later"]
     finally:
         workers.close()
+
+
+def test_cancelled_launches_never_reach_ecs(emulator: Emulator) -> None:
+    ecs = setup(emulator)
+    workers = Workers(EcsClient(ecs, "c"), launch_rate=100, launch_concurrency=2)
+    try:
+        workers.submit("revoked", 1, request("revoked"), priority=0, delay=0.5)
+        workers.submit("kept", 1, request("kept"), priority=0, delay=0.5)
+        assert workers.cancel("revoked") == 1
+        assert workers.cancel("revoked") == 0
+        assert [d.workload_id for d in collect(workers, 1)] == ["kept"]
+        time.sleep(0.5)
+        assert workers.drain() == []
+        assert [t["startedBy"] for t in emulator.tasks()] == ["kept"]
+    finally:
+        workers.close()
