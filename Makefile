@@ -13,7 +13,7 @@ LOCK := requirements/lock-airflow-$(AIRFLOW).txt
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser demo test lint typecheck importlint pytest pytest-oldest lock clean bench-emulator
+.PHONY: install browser demo test lint typecheck importlint pytest pytest-oldest lock clean bench-emulator bench
 
 install: $(STAMP)
 
@@ -59,12 +59,18 @@ pytest-oldest:
 bench-emulator: install
 	$(PY) -m ecs_emulator.bench
 
+# Ours and upstream's AwsEcsExecutor side by side (BENCH_ARGS=--quick for small sizes).
+bench: install
+	@$(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements/lock-bench.txt
+	$(PY) -m benchmarks.compare $(BENCH_ARGS)
+
 # Re-resolve the pinned lock files (run by a maintainer, never by the test command).
 # The newest Airflow 3 release and the oldest supported one share requirements/base.in.
 lock:
 	for v in 3.3 3.1; do \
 	  $(VENV)/bin/uv pip compile requirements/airflow-$$v.in --python-version 3.11 -o requirements/lock-airflow-$$v.txt; \
 	done
+	$(VENV)/bin/uv pip compile requirements/bench.in --python-version 3.11 -o requirements/lock-bench.txt
 
 clean:
 	rm -rf .venv .venv-airflow-* .mypy_cache .ruff_cache .pytest_cache

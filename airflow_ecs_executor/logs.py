@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from airflow.config_templates import airflow_local_settings
 from airflow.config_templates.airflow_local_settings import DEFAULT_LOGGING_CONFIG
 from airflow.configuration import conf
 from airflow.utils.log.file_task_handler import FileTaskHandler
@@ -170,3 +171,7 @@ def _logging_config() -> dict[str, Any]:
 
 #: Airflow's default logging configuration with the task handler swapped for ``EcsTaskLogHandler``.
 LOGGING_CONFIG: dict[str, Any] = _logging_config()
+# Airflow reads the remote-logging set-up from the module that holds the logging configuration
+# (3.1 fails without them): the defaults', so remote logging works as it would without us.
+REMOTE_TASK_LOG: Any = getattr(airflow_local_settings, "REMOTE_TASK_LOG", None)
+DEFAULT_REMOTE_CONN_ID: str | None = getattr(airflow_local_settings, "DEFAULT_REMOTE_CONN_ID", None)

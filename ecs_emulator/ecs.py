@@ -843,10 +843,12 @@ class EcsService:
             self._max_tasks = max_tasks
             self._max_vcpu = max_vcpu
 
-    def task_rows(self) -> list[dict[str, Any]]:
+    def task_rows(self, *, with_overrides: bool = False) -> list[dict[str, Any]]:
+        """A summary of every task; ``with_overrides`` adds the RunTask overrides (commands and all)."""
         with self._lock:
             return [
                 {
+                    **({"overrides": t.overrides} if with_overrides else {}),
                     "taskArn": t.arn,
                     "family": t.task_definition.family,
                     "lastStatus": t.last_status,

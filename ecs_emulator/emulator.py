@@ -167,8 +167,8 @@ class Emulator:
         self.ecs.counters.clear()
         self.faults.injected.clear()
 
-    def tasks(self) -> list[dict[str, Any]]:
-        return self.ecs.task_rows()
+    def tasks(self, *, with_overrides: bool = False) -> list[dict[str, Any]]:
+        return self.ecs.task_rows(with_overrides=with_overrides)
 
     # -- control (HTTP) -----------------------------------------------------------------------
     def _control(self, method: str, path: str, body: bytes) -> Reply:

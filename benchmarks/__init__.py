@@ -1,0 +1,1 @@
+"""Benchmarks: the executor side by side with upstream's AwsEcsExecutor (``benchmarks.compare``)."""
