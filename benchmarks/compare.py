@@ -322,7 +322,12 @@ def git_commit() -> str:
 
 
 def run(
-    selected: list[Scenario], *, profile: str = "aws", heartbeat_interval: float = 1.0, out: Path | None = RESULTS
+    selected: list[Scenario],
+    *,
+    profile: str = "aws",
+    heartbeat_interval: float = 1.0,
+    out: Path | None = RESULTS,
+    png: bool = True,
 ) -> dict[str, Any]:
     prof = load_profile(profile)
     bucket = next((b for b in prof.throttling.values() if "RunTask" in b.apis), None)
@@ -360,7 +365,8 @@ def run(
         out.mkdir(parents=True, exist_ok=True)
         (out / "compare.json").write_text(json.dumps(report, indent=1))
         (out / "compare.md").write_text(markdown(report))
-        chart(report, out / "compare.png")
+        if png:
+            chart(report, out / "compare.png")
     return report
 
 
