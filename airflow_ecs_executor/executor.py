@@ -22,7 +22,7 @@ from airflow.executors.base_executor import BaseExecutor
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from airflow_ecs_executor import redaction
+from airflow_ecs_executor import cli, redaction
 from airflow_ecs_executor.aws.client import EcsClient, Launched, PlacementFailed
 from airflow_ecs_executor.aws.requests import RequestError, WorkloadSpec, build_run_task
 from airflow_ecs_executor.config import SECTION, ConfigError, ExecutorConfig, parse_config
@@ -142,6 +142,11 @@ class EcsExecutor(BaseExecutor):
         if self._workers is None:
             raise RuntimeError("EcsExecutor.start() has not run")
         return self._workers
+
+    @staticmethod
+    def get_cli_commands() -> list[Any]:
+        """``airflow ecs-executor ...`` for Airflow 3.1, which asks the executor class for its commands."""
+        return cli.get_cli_commands()
 
     # ------------------------------------------------------------------ logs (called in the API server)
     def get_task_log(self, ti: Any, try_number: int) -> tuple[list[str], list[str]]:

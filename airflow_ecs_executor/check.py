@@ -1,0 +1,324 @@
+"""``airflow ecs-executor check``: a checklist of a live set-up, each failure with its fix.
+
+Every probe is read-only or answers before doing anything (StopTask of a task ID that cannot exist,
+GetLogEvents of a stream that cannot exist): running the check never starts, stops or changes
+anything in the account.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from airflow_ecs_executor.config import ConfigError, ExecutorConfig, parse_config
+
+Status = Literal["ok", "fail", "warn", "info"]
+_NO_SUCH_TASK = "0" * 32
+_DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One line of the checklist."""
+
+    status: Status
+    what: str
+    detail: str = ""
+    fix: str = ""
+
+
+def _code(exc: Exception) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "")) if isinstance(exc, ClientError) else type(exc).__name__
+
+
+def _message(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Message", ""))
+    return str(exc)
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Checker:
+    """Runs the checks in order; a failure that makes later checks meaningless stops there."""
+
+    def __init__(self, client_factory: Callable[..., Any], api_server_url: str | None) -> None:
+        self._factory = client_factory
+        self._api_server_url = api_server_url
+        self.items: list[Item] = []
+
+    def _add(self, status: Status, what: str, detail: str = "", fix: str = "") -> None:
+        self.items.append(Item(status, what, detail, fix))
+
+    def _client(self, cfg: ExecutorConfig, service: str) -> Any:
+        config = Config(retries={"total_max_attempts": 2}, connect_timeout=5, read_timeout=15)
+        return self._factory(cfg, service, config=config)
+
+    def run(self, section: Mapping[str, Any]) -> list[Item]:
+        try:
+            cfg = parse_config(section)
+        except ConfigError as exc:
+            self._add("fail", "configuration [ecs_executor]", str(exc), "fix the keys listed above")
+            return self.items
+        self._add("ok", "configuration [ecs_executor]", f"cluster {cfg.cluster}, task definition {cfg.task_definition}")
+        if not self._credentials(cfg):
+            return self.items
+        ecs = self._client(cfg, "ecs")
+        if not self._cluster(cfg, ecs):
+            return self.items
+        for queue, definition, container in self._definitions(cfg):
+            found = self._task_definition(cfg, ecs, queue, definition, container)
+            if found is not None:
+                self._awslogs(cfg, found, container, queue)
+                self._network(cfg, found, queue)
+        self._permissions(cfg, ecs)
+        self._api_server()
+        return self.items
+
+    def _credentials(self, cfg: ExecutorConfig) -> bool:
+        try:
+            identity = self._client(cfg, "sts").get_caller_identity()
+        except (ClientError, BotoCoreError) as exc:
+            self._add(
+                "fail",
+                f"credentials (connection {cfg.conn_id!r})",
+                f"{_code(exc)}: {_message(exc)}",
+                f"define the Airflow connection {cfg.conn_id!r} (or set [ecs_executor] conn_id), or give the "
+                "scheduler an instance/task role; check region_name and endpoint_url",
+            )
+            return False
+        self._add("ok", f"credentials (connection {cfg.conn_id!r})", str(identity.get("Arn", "")))
+        return True
+
+    def _cluster(self, cfg: ExecutorConfig, ecs: Any) -> bool:
+        try:
+            clusters = ecs.describe_clusters(clusters=[cfg.cluster]).get("clusters", [])
+        except (ClientError, BotoCoreError) as exc:
+            self._add("fail", f"cluster {cfg.cluster}", f"{_code(exc)}: {_message(exc)}", "allow ecs:DescribeClusters")
+            return False
+        active = [c for c in clusters if c.get("status") == "ACTIVE"]
+        if not active:
+            self._add(
+                "fail",
+                f"cluster {cfg.cluster}",
+                "does not exist or is not ACTIVE",
+                "create it (deploy/cloudformation.yaml does) or fix [ecs_executor] cluster",
+            )
+            return False
+        providers = set(active[0].get("capacityProviders") or [])
+        wanted = {item.capacityProvider for item in cfg.capacity_provider_strategy or []}
+        missing = sorted(wanted - providers)
+        if missing:
+            self._add(
+                "fail",
+                f"cluster {cfg.cluster}",
+                f"capacity providers {missing} are not attached (attached: {sorted(providers)})",
+                "attach them with PutClusterCapacityProviders, or fix capacity_provider_strategy",
+            )
+            return False
+        self._add("ok", f"cluster {cfg.cluster}", f"ACTIVE, capacity providers {sorted(providers) or 'none'}")
+        return True
+
+    @staticmethod
+    def _definitions(cfg: ExecutorConfig) -> list[tuple[str | None, str, str]]:
+        out: list[tuple[str | None, str, str]] = [(None, cfg.task_definition, cfg.container_name)]
+        for queue, profile in sorted(cfg.queue_profiles.items()):
+            if profile.task_definition or profile.container_name:
+                out.append(
+                    (
+                        queue,
+                        profile.task_definition or cfg.task_definition,
+                        profile.container_name or cfg.container_name,
+                    )
+                )
+        return out
+
+    def _task_definition(
+        self, cfg: ExecutorConfig, ecs: Any, queue: str | None, ref: str, container: str
+    ) -> Mapping[str, Any] | None:
+        label = f"task definition {ref}" + (f" (queue {queue!r})" if queue else "")
+        try:
+            definition: Mapping[str, Any] = ecs.describe_task_definition(taskDefinition=ref)["taskDefinition"]
+        except (ClientError, BotoCoreError) as exc:
+            self._add(
+                "fail",
+                label,
+                f"{_code(exc)}: {_message(exc)}",
+                "register it (deploy/cloudformation.yaml does) or fix task_definition",
+            )
+            return None
+        names = [c.get("name") for c in definition.get("containerDefinitions", [])]
+        if container not in names:
+            self._add(
+                "fail", label, f"has no container {container!r} (it has {names})", "fix container_name to one of those"
+            )
+            return None
+        self._add("ok", label, f"revision {definition.get('revision')}, container {container!r}")
+        return definition
+
+    def _awslogs(self, cfg: ExecutorConfig, definition: Mapping[str, Any], container: str, queue: str | None) -> None:
+        label = f"awslogs for container {container!r}" + (f" (queue {queue!r})" if queue else "")
+        cdef = next(c for c in definition["containerDefinitions"] if c.get("name") == container)
+        log_config = cdef.get("logConfiguration") or {}
+        options = log_config.get("options") or {}
+        if log_config.get("logDriver") != "awslogs":
+            self._add(
+                "warn",
+                label,
+                f"log driver is {log_config.get('logDriver') or 'not set'}: task logs will not show in the Airflow UI",
+                "set logConfiguration.logDriver = awslogs with awslogs-group and awslogs-stream-prefix",
+            )
+            return
+        if not options.get("awslogs-stream-prefix"):
+            self._add(
+                "warn",
+                label,
+                "no awslogs-stream-prefix: stream names cannot be derived from the task ID",
+                "set awslogs-stream-prefix",
+            )
+            return
+        group = options.get("awslogs-group", "")
+        try:
+            logs = self._client(cfg, "logs")
+            groups = logs.describe_log_groups(logGroupNamePrefix=group).get("logGroups", [])
+        except (ClientError, BotoCoreError) as exc:
+            self._add("warn", label, f"cannot look up log group {group}: {_code(exc)}", "allow logs:DescribeLogGroups")
+            return
+        if not any(g.get("logGroupName") == group for g in groups) and options.get("awslogs-create-group") != "true":
+            self._add(
+                "fail",
+                label,
+                f"log group {group} does not exist and awslogs-create-group is not true: tasks fail to start",
+                f"create the log group {group} (deploy/cloudformation.yaml does)",
+            )
+            return
+        self._add("ok", label, f"group {group}, streams {options['awslogs-stream-prefix']}/{container}/<task-id>")
+
+    def _network(self, cfg: ExecutorConfig, definition: Mapping[str, Any], queue: str | None) -> None:
+        label = "network settings" + (f" (queue {queue!r})" if queue else "")
+        profile = cfg.queue_profiles.get(queue or "")
+        subnets = (profile.subnets if profile and profile.subnets else None) or cfg.subnets
+        has_kwargs = "networkConfiguration" in cfg.run_task_kwargs
+        uses_fargate = cfg.launch_type == "FARGATE" or any(
+            i.capacityProvider.startswith("FARGATE") for i in cfg.capacity_provider_strategy or []
+        )
+        problems = []
+        if definition.get("networkMode") == "awsvpc" and not subnets and not has_kwargs:
+            problems.append(("the task definition uses awsvpc but no subnets are set", "set [ecs_executor] subnets"))
+        if uses_fargate and definition.get("networkMode") not in (None, "awsvpc"):
+            problems.append(
+                (
+                    f"Fargate needs networkMode awsvpc; the task definition has {definition.get('networkMode')}",
+                    "register the task definition with networkMode awsvpc",
+                )
+            )
+        if uses_fargate and "FARGATE" not in (definition.get("compatibilities") or []):
+            problems.append(("the task definition is not FARGATE-compatible", "add FARGATE to requiresCompatibilities"))
+        if uses_fargate and subnets and not cfg.security_groups and not has_kwargs:
+            self._add("warn", label, "no security_groups: tasks get the VPC's default security group")
+        for detail, fix in problems:
+            self._add("fail", label, detail, fix)
+        if not problems:
+            public = "with" if cfg.assign_public_ip else "without"
+            self._add("ok", label, f"subnets {subnets or 'none'}, {public} a public IP")
+
+    def _permissions(self, cfg: ExecutorConfig, ecs: Any) -> None:
+        """Probe what can be probed without side effects."""
+        probes: list[tuple[str, Callable[[], Any], tuple[str, ...]]] = [
+            ("ecs:DescribeTasks", lambda: ecs.describe_tasks(cluster=cfg.cluster, tasks=[_NO_SUCH_TASK]), ()),
+            ("ecs:ListTasks", lambda: ecs.list_tasks(cluster=cfg.cluster, maxResults=1), ()),
+            # Stopping a task ID that cannot exist: allowed -> "task was not found"; denied -> AccessDenied.
+            (
+                "ecs:StopTask",
+                lambda: ecs.stop_task(cluster=cfg.cluster, task=_NO_SUCH_TASK, reason="ecs-executor check"),
+                ("InvalidParameterException",),
+            ),
+        ]
+        for action, call, expected in probes:
+            try:
+                call()
+            except (ClientError, BotoCoreError) as exc:
+                code = _code(exc)
+                if code in expected:
+                    self._add("ok", f"permission {action}")
+                elif code in _DENIED:
+                    self._add("fail", f"permission {action}", _message(exc), f"allow {action} for the scheduler")
+                else:
+                    self._add("warn", f"permission {action}", f"{code}: {_message(exc)}")
+                continue
+            self._add("ok", f"permission {action}")
+        self._add(
+            "info",
+            "permissions ecs:RunTask, iam:PassRole",
+            "cannot be probed without starting a task; the policy in docs/reliability.md and "
+            "deploy/cloudformation.yaml grants them for the configured task definitions and roles",
+        )
+
+    def _api_server(self) -> None:
+        url = self._api_server_url
+        label = "API server URL for tasks ([core] execution_api_server_url)"
+        if not url:
+            self._add(
+                "fail",
+                label,
+                "not set: tasks do not know where to report",
+                "set [core] execution_api_server_url to the API server's URL as seen from the VPC",
+            )
+            return
+        parsed = urllib.parse.urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            self._add("fail", label, f"{url!r} is not an http(s) URL", "use e.g. https://airflow.internal/execution/")
+            return
+        if _is_loopback(parsed.hostname):
+            self._add(
+                "warn",
+                label,
+                f"{url} is a loopback address: an ECS task reaches only itself there (fine with the local emulator)",
+                "use the API server's address inside the VPC (a load balancer or service discovery name)",
+            )
+            return
+        try:
+            with urllib.request.urlopen(f"{parsed.scheme}://{parsed.netloc}/api/v2/version", timeout=5):  # noqa: S310
+                pass
+            self._add("ok", label, f"{url} answers from here")
+        except urllib.error.HTTPError:
+            self._add("ok", label, f"{url} answers from here")
+        except OSError as exc:
+            self._add(
+                "warn",
+                label,
+                f"{url} does not answer from here ({exc}); tasks in the VPC may still reach it",
+                "check security groups and DNS between the task subnets and the API server",
+            )
+
+
+MARKS: Mapping[Status, str] = {"ok": "[ok]  ", "fail": "[FAIL]", "warn": "[warn]", "info": "[info]"}
+
+
+def render(items: list[Item]) -> str:
+    """The checklist as text, one item per line, each failure with its fix."""
+    lines = []
+    for item in items:
+        line = f"{MARKS[item.status]} {item.what}" + (f": {item.detail}" if item.detail else "")
+        lines.append(line)
+        if item.fix and item.status in ("fail", "warn"):
+            lines.append(f"        fix: {item.fix}")
+    failed = sum(1 for i in items if i.status == "fail")
+    lines.append("")
+    lines.append("all checks passed" if not failed else f"{failed} check(s) failed")
+    return "\n".join(lines)
