@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from airflow_ecs_executor.aws.client import translate
 from airflow_ecs_executor.core.classify import LaunchErrorKind
+from airflow_ecs_executor.redaction import redact_text
 
 # GetLogEvents returns at most 10,000 events or 1 MB per call; ask for the most.
 EVENTS_PER_CALL: Final = 10_000
@@ -75,8 +76,11 @@ def as_log_line(event: Mapping[str, Any]) -> str:
 
     ``execute_workload`` prints structured JSON lines already; those pass through untouched. Anything
     else (a traceback, a plain print before logging is set up) is wrapped with the event's timestamp.
+    A workload JWT in a line (Airflow 3.1 prints the workload with its token) is replaced by ***.
     """
     message = str(event.get("message", "")).rstrip("\n")
+    if "eyJ" in message:  # Airflow 3.1's execute_workload prints the workload, JWT included
+        message = redact_text(message)
     if message.startswith("{"):
         try:
             parsed = json.loads(message)

@@ -7,6 +7,7 @@ when the task ends and the API server reads it back from S3.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,10 +50,15 @@ def s3_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def test_task_log_is_uploaded_to_s3_and_read_back(s3_stack: Stack) -> None:
     run_id = s3_stack.trigger("smoke")
     assert s3_stack.wait_run("smoke", run_id) == "success"
-    keys = [o["Key"] for o in s3_stack.aws("s3").list_objects_v2(Bucket=BUCKET).get("Contents", [])]
-    assert any("dag_id=smoke" in k and k.endswith("attempt=1.log") for k in keys), keys
-    log = s3_stack.task_log("smoke", run_id, "hello", 1)
-    lines = [str(line.get("event")) for line in log]
+    deadline = time.monotonic() + 60
+    while True:  # the upload happens as the task ends, a moment after it reported success
+        log = s3_stack.task_log("smoke", run_id, "hello", 1)
+        lines = [str(e) for line in log for e in (line.get("event"), *line.get("sources", []))]
+        if "hello from an ECS task run by EcsExecutor" in lines or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     assert any(f"s3://{BUCKET}/logs/dag_id=smoke" in e for e in lines), lines[:5]
     assert "hello from an ECS task run by EcsExecutor" in lines
     assert not any("CloudWatch Logs" in e for e in lines)  # remote logging comes first
+    keys = [o["Key"] for o in s3_stack.aws("s3").list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+    assert any("dag_id=smoke" in k and k.endswith("attempt=1.log") for k in keys), keys

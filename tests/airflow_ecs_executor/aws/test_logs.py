@@ -56,6 +56,11 @@ def test_awslogs_stream(task_definition: dict[str, Any], expected: LogStream | s
         ("Traceback (most recent call last):", {"event": "Traceback (most recent call last):"}),
         ('{"user": "json"}', {"event": '{"user": "json"}'}),
         ("{not json", {"event": "{not json"}),
+        # Airflow 3.1 prints the workload, token included: the JWT never reaches the UI
+        (
+            "Executing workload ExecuteTask(token='eyJhbGciOiJIUzUxMiJ9.eyJzdWIiOiIwMWEyIn0.c2lnbmF0dXJl')",
+            {"event": "Executing workload ExecuteTask(token='***')"},
+        ),
     ],
 )
 def test_as_log_line(message: str, expected: dict[str, Any] | None) -> None:
