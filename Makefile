@@ -13,7 +13,7 @@ LOCK := requirements/lock-airflow-$(AIRFLOW).txt
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser demo test lint typecheck importlint pytest pytest-oldest lock clean bench-emulator bench
+.PHONY: install browser demo test lint typecheck importlint pytest pytest-oldest lock clean bench-emulator bench chaos
 
 install: $(STAMP)
 
@@ -55,6 +55,11 @@ test: lint typecheck importlint pytest pytest-oldest
 
 pytest-oldest:
 	$(MAKE) --no-print-directory pytest AIRFLOW=3.1
+
+# The long chaos run (a small one is part of make test): CHAOS_TASKS task instances.
+CHAOS_TASKS ?= 60
+chaos: install
+	$(PY) -m devstack.chaos --tasks $(CHAOS_TASKS)
 
 bench-emulator: install
 	$(PY) -m ecs_emulator.bench

@@ -308,6 +308,10 @@ class Stack:
         with urllib.request.urlopen(f"{self.endpoint_url}/_emulator/tasks", timeout=10) as r:  # noqa: S310
             return list(json.loads(r.read())["tasks"])
 
+    def emulator_counters(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.endpoint_url}/_emulator/counters", timeout=10) as r:  # noqa: S310
+            return dict(json.loads(r.read()))
+
     def _control(self, route: str, payload: dict[str, Any]) -> None:
         req = urllib.request.Request(  # noqa: S310 - our own loopback URL
             f"{self.endpoint_url}/_emulator/{route}", data=json.dumps(payload).encode(), method="POST"
