@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from airflow_ecs_executor import cli, redaction
 from airflow_ecs_executor.aws.client import EcsClient, Launched, PlacementFailed
-from airflow_ecs_executor.aws.requests import RequestError, WorkloadSpec, build_run_task
+from airflow_ecs_executor.aws.requests import ATTEMPT_TAG, RequestError, WorkloadSpec, build_run_task
 from airflow_ecs_executor.config import SECTION, ConfigError, ExecutorConfig, parse_config
 from airflow_ecs_executor.connection import make_client
 from airflow_ecs_executor.core.backoff import Backoff
@@ -49,7 +49,7 @@ class _Entry:
 
     key: Any
     record: Workload
-    spec: WorkloadSpec | None  # None for an adopted task: its workload (and JWT) is gone
+    spec: WorkloadSpec | None  # None for an adopted task whose workload its ECS task did not carry
     cluster: str
     container: str
     priority: int
@@ -65,6 +65,49 @@ def _workload_id(key: Any) -> str:
     if hasattr(key, "dag_id"):
         return f"{key.dag_id}/{key.task_id}/{key.run_id}/{key.map_index}/{key.try_number}"
     return f"callback/{key}"
+
+
+def _spec_for(workload: Any) -> tuple[Any, WorkloadSpec, int]:
+    """The key, launch spec and launch priority of an ExecuteTask or ExecuteCallback workload."""
+    callback_type: Any = getattr(workloads, "ExecuteCallback", ())  # Airflow 3.3+
+    if isinstance(workload, workloads.ExecuteTask):
+        ti = workload.ti
+        key: Any = ti.key
+        tags = {
+            "dag_id": ti.dag_id,
+            "task_id": ti.task_id,
+            "run_id": ti.run_id,
+            "map_index": str(ti.map_index),
+            "try_number": str(ti.try_number),
+        }
+        queue, executor_config = ti.queue, ti.executor_config or {}
+        priority = -int(ti.priority_weight or 0)  # higher weight launches first
+    elif isinstance(workload, callback_type):
+        key = workload.callback.key
+        tags, queue, executor_config = {"callback_id": str(key)}, None, {}
+        priority = -(2**31)  # callbacks complete existing work: before any task
+    else:
+        raise RuntimeError(f"EcsExecutor cannot run workloads of type {type(workload).__name__}")
+    spec = WorkloadSpec(
+        workload_id=_workload_id(key),
+        command=[*COMMAND, workload.model_dump_json()],
+        queue=queue,
+        executor_config=executor_config,
+        tags=tags,
+    )
+    return key, spec, priority
+
+
+def _spec_from_command(command: Sequence[str]) -> WorkloadSpec | None:
+    """The launch spec of the workload an ECS task's command carries (for relaunching an adopted task)."""
+    if "--json-string" not in command or command.index("--json-string") + 1 >= len(command):
+        return None
+    payload = command[command.index("--json-string") + 1]
+    try:
+        _, spec, _ = _spec_for(workloads.ExecuteTask.model_validate_json(payload))
+    except Exception:
+        return None
+    return spec
 
 
 class EcsExecutor(BaseExecutor):
@@ -158,35 +201,12 @@ class EcsExecutor(BaseExecutor):
 
     # ------------------------------------------------------------------ accepting workloads
     def _process_workloads(self, workload_items: Sequence[Any]) -> None:
-        callback_type: Any = getattr(workloads, "ExecuteCallback", ())  # Airflow 3.3+
         for workload in workload_items:
-            if isinstance(workload, workloads.ExecuteTask):
-                key = workload.ti.key
+            key, spec, priority = _spec_for(workload)
+            if hasattr(key, "dag_id"):
                 self.queued_tasks.pop(key, None)
-                ti = workload.ti
-                tags = {
-                    "dag_id": ti.dag_id,
-                    "task_id": ti.task_id,
-                    "run_id": ti.run_id,
-                    "map_index": str(ti.map_index),
-                    "try_number": str(ti.try_number),
-                }
-                queue, executor_config = ti.queue, ti.executor_config or {}
-                priority = -int(ti.priority_weight or 0)  # higher weight launches first
-            elif isinstance(workload, callback_type):
-                key = workload.callback.key
-                self.queued_callbacks.pop(key, None)
-                tags, queue, executor_config = {"callback_id": str(key)}, None, {}
-                priority = -(2**31)  # callbacks complete existing work: before any task
             else:
-                raise RuntimeError(f"EcsExecutor cannot run workloads of type {type(workload).__name__}")
-            spec = WorkloadSpec(
-                workload_id=_workload_id(key),
-                command=[*COMMAND, workload.model_dump_json()],
-                queue=queue,
-                executor_config=executor_config,
-                tags=tags,
-            )
+                self.queued_callbacks.pop(key, None)
             self.running.add(key)
             self._accept(key, spec, priority)
 
@@ -422,10 +442,18 @@ class EcsExecutor(BaseExecutor):
                     not_adopted.append(ti)  # ECS no longer knows it: the scheduler takes it back
                     continue
                 now = self._clock()
+                tags = dict(obs.tags)
+                attempt = int(tags.get(ATTEMPT_TAG, "1")) if tags.get(ATTEMPT_TAG, "1").isdigit() else 1
+                container = self._cfg.container_name
+                # The task's own command carries its workload: an adopted task that failed to start
+                # can then be launched again (next attempt, next clientToken) without spending a try.
+                spec = next((_spec_from_command(cmd) for name, cmd in obs.commands if name == container and cmd), None)
                 record = Workload(
-                    _workload_id(ti.key), phase=Phase.PROVISIONING, attempt=1, task_arn=obs.arn, changed_at=now
+                    _workload_id(ti.key), phase=Phase.PROVISIONING, attempt=attempt, task_arn=obs.arn, changed_at=now
                 )
-                entry = _Entry(ti.key, record, None, cluster, self._cfg.container_name, 0, now)
+                entry = _Entry(
+                    ti.key, record, spec, cluster, container, -int(getattr(ti, "priority_weight", 0) or 0), now
+                )
                 self._entries[ti.key] = entry
                 self._by_arn[obs.arn] = ti.key
                 self.running.add(ti.key)

@@ -77,6 +77,12 @@ def parse_task(raw: Mapping[str, Any]) -> TaskObservation:
             )
             for c in raw.get("containers") or []
         ),
+        tags=tuple((str(t.get("key")), str(t.get("value"))) for t in raw.get("tags") or []),
+        commands=tuple(
+            (str(o.get("name")), tuple(str(a) for a in o.get("command") or []))
+            for o in (raw.get("overrides") or {}).get("containerOverrides") or []
+            if o.get("command")
+        ),
     )
 
 
@@ -126,12 +132,15 @@ class EcsClient:
         )
         return PlacementFailed(reason or "RunTask returned neither a task nor a failure")
 
-    def describe_tasks(self, cluster: str, arns: Sequence[str]) -> tuple[list[TaskObservation], list[str]]:
+    def describe_tasks(
+        self, cluster: str, arns: Sequence[str], *, include_tags: bool = False
+    ) -> tuple[list[TaskObservation], list[str]]:
         """Observations for the ARNs ECS knows, and the ARNs it reported MISSING."""
         if len(arns) > DESCRIBE_BATCH:
             raise ValueError(f"DescribeTasks takes at most {DESCRIBE_BATCH} ARNs")
+        extra = {"include": ["TAGS"]} if include_tags else {}
         try:
-            response = self._client.describe_tasks(cluster=cluster, tasks=list(arns))
+            response = self._client.describe_tasks(cluster=cluster, tasks=list(arns), **extra)
         except Exception as exc:
             raise translate(exc) from exc
         seen = [parse_task(t) for t in response.get("tasks") or []]

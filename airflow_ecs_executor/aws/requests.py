@@ -35,6 +35,9 @@ class RequestError(ValueError):
     """The request cannot be built or would be rejected; the message is for the Airflow UI."""
 
 
+ATTEMPT_TAG: Final = "ecs_executor_launch_attempt"
+
+
 def client_token(workload_id: str, attempt: int) -> str:
     """The RunTask clientToken of one (workload, launch attempt).
 
@@ -139,7 +142,9 @@ def build_run_task(cfg: ExecutorConfig, spec: WorkloadSpec, *, attempt: int) -> 
         overrides["taskRoleArn"] = ec["task_role_arn"]
     if ec.get("execution_role_arn"):
         overrides["executionRoleArn"] = ec["execution_role_arn"]
-    tags = {**spec.tags, **{str(k): str(v) for k, v in (ec.get("tags") or {}).items()}}
+    # The launch attempt rides along as a tag so that a restarted scheduler adopting the task knows
+    # which clientTokens were spent (see EcsExecutor.try_adopt_task_instances).
+    tags = {**spec.tags, **{str(k): str(v) for k, v in (ec.get("tags") or {}).items()}, ATTEMPT_TAG: str(attempt)}
     request: dict[str, Any] = {
         "cluster": ec.get("cluster") or cfg.cluster,
         "taskDefinition": ec.get("task_definition") or profile.task_definition or cfg.task_definition,

@@ -34,6 +34,8 @@ class TaskObservation:
     stop_code: str | None = None
     stopped_reason: str | None = None
     containers: tuple[ContainerObservation, ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()  # when DescribeTasks was asked for them
+    commands: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (container, command) of the RunTask overrides
 
     def container(self, name: str) -> ContainerObservation | None:
         return next((c for c in self.containers if c.name == name), None)

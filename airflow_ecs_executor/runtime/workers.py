@@ -167,7 +167,8 @@ class Workers:
     def describe_now(self, cluster: str, arns: Sequence[str]) -> list[Described]:
         """Describe ARNs synchronously (adoption at start only; never from sync())."""
         return [
-            self._describe(cluster, list(arns[i : i + DESCRIBE_BATCH])) for i in range(0, len(arns), DESCRIBE_BATCH)
+            self._describe(cluster, list(arns[i : i + DESCRIBE_BATCH]), include_tags=True)
+            for i in range(0, len(arns), DESCRIBE_BATCH)
         ]
 
     def close(self, timeout: float = 10.0) -> None:
@@ -246,9 +247,9 @@ class Workers:
             for f in futures:
                 f.result()
 
-    def _describe(self, cluster: str, arns: list[str]) -> Described:
+    def _describe(self, cluster: str, arns: list[str], *, include_tags: bool = False) -> Described:
         try:
-            seen, missing = self._ecs.describe_tasks(cluster, arns)
+            seen, missing = self._ecs.describe_tasks(cluster, arns, include_tags=include_tags)
             return Described(cluster, seen, missing)
         except AwsCallError as exc:
             return Described(cluster, [], [], exc)

@@ -118,3 +118,41 @@ def test_terminate_stops_running_tasks(executor: Any, emulator: Emulator) -> Non
 
 def test_run_helper_reports_states(executor: Any) -> None:
     assert {str(s) for s, _ in run(executor, [workload("ok")]).values()} == {"success"}
+
+
+def test_adopted_task_that_failed_to_start_is_launched_again(
+    ecs_setup: Any, executor_env: dict[str, str], emulator: Emulator
+) -> None:
+    first = fresh_executor()
+    first.start()
+    item = workload("ok")
+    emulator.inject("fail_to_start", reason="CannotPullContainerError")
+    first.queue_workload(item, session=None)
+    arns: dict[Any, str] = {}
+
+    def launched() -> bool:
+        first.heartbeat()
+        arns.update({k: info for k, (state, info) in first.get_event_buffer().items() if str(state) == "running"})
+        return bool(arns)
+
+    wait_for(launched)
+    first._workers.close()  # the scheduler dies before it saw the start failure
+    wait_for(lambda: all(t["lastStatus"] == "STOPPED" for t in emulator.tasks()))
+
+    second = fresh_executor()
+    second.start()
+    ti = SimpleNamespace(key=item.ti.key, external_executor_id=arns[item.ti.key])
+    assert second.try_adopt_task_instances([ti]) == []
+    final: dict[Any, Any] = {}
+
+    def done() -> bool:
+        second.heartbeat()
+        final.update({k: s for k, (s, _) in second.get_event_buffer().items() if str(s) in ("success", "failed")})
+        return item.ti.key in final
+
+    wait_for(done, timeout=60)
+    assert str(final[item.ti.key]) == "success"  # launched again from the ECS task's own command: no try spent
+    tasks = emulator.tasks()
+    assert len(tasks) == 2
+    assert sorted(t["stopCode"] or "" for t in tasks) == ["EssentialContainerExited", "TaskFailedToStart"]
+    second.terminate()
