@@ -17,6 +17,7 @@ restarted mid-run. Then it checks the invariants and prints a figures table:
 from __future__ import annotations
 
 import argparse
+import re
 import sqlite3
 import sys
 import tempfile
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devstack.stack import Stack
+from devstack.stack import FARGATE_TASK_DEFINITION, Stack
 
 FAILS_ON_PURPOSE_EVERY = 7
 
@@ -43,6 +44,7 @@ class ChaosReport:
     duplicated: list[str] = field(default_factory=list)
     wrong_state: list[str] = field(default_factory=list)
     try_without_container: list[str] = field(default_factory=list)
+    reset_by_airflow: list[str] = field(default_factory=list)
     run_state: str = ""
     seconds: float = 0.0
 
@@ -61,6 +63,7 @@ class ChaosReport:
             ("ran twice in one try", len(self.duplicated)),
             ("wrong final state", len(self.wrong_state)),
             ("tries spent without a container", len(self.try_without_container)),
+            ("tries reset by Airflow (queued, not yet launched, when the scheduler died)", len(self.reset_by_airflow)),
             ("DAG run", self.run_state),
             ("duration", f"{self.seconds:.0f} s"),
         ]
@@ -83,8 +86,23 @@ def _ecs_tasks(stack: Stack) -> list[dict[str, Any]]:
     return out
 
 
+def _orphan_resets(stack: Stack) -> Counter[int]:
+    """How often the restarted scheduler reset each map index as an orphan (it had no ECS task yet).
+
+    Airflow resets a task instance that no executor adopts and schedules it again with the next try
+    number; with no ECS task to adopt (no ARN yet), no executor can keep that try.
+    """
+    text = (stack.home / "logs" / "scheduler.log").read_text(errors="replace")
+    resets: Counter[int] = Counter()
+    for block in re.findall(r"Reset the following \d+ orphaned TaskInstances:(.*?)\[airflow", text, flags=re.S):
+        for index in re.findall(r"chaos\.work \S+ map_index=(\d+)", block):
+            resets[int(index)] += 1
+    return resets
+
+
 def check(stack: Stack, run_id: str, report: ChaosReport) -> None:
     """Compare Airflow's task instances with what ECS ran."""
+    resets = _orphan_resets(stack)
     with sqlite3.connect(stack.home / "airflow.db") as db:
         tis = list(
             db.execute(
@@ -112,7 +130,10 @@ def check(stack: Stack, run_id: str, report: ChaosReport) -> None:
             runs = started.get((map_index, t), [])
             if len(runs) > 1:
                 report.duplicated.append(f"{name} try {t}: {[r['taskArn'] for r in runs]}")
-            if not runs:
+            if not runs and resets[map_index] > 0:
+                resets[map_index] -= 1
+                report.reset_by_airflow.append(f"{name} try {t}")
+            elif not runs:
                 report.try_without_container.append(f"{name} try {t}")
         last = started.get((map_index, int(try_number)), [])
         if map_index % FAILS_ON_PURPOSE_EVERY == 0:
@@ -130,7 +151,21 @@ def run(home: Path, tasks: int, *, restart_after: float = 20.0, timeout: float =
     report = ChaosReport()
     # The profile's cluster places 12 tasks at once; shortfalls clear as tasks finish, so launches
     # keep trying (an administrator expecting shortfalls sizes max_launch_attempts the same way).
-    stack = Stack(home, profile="chaos", extra_env={"AIRFLOW__ECS_EXECUTOR__MAX_LAUNCH_ATTEMPTS": "30"})
+    # Tasks run on Fargate Spot, so the profile's Spot interruptions can reach them.
+    stack = Stack(
+        home,
+        profile="chaos",
+        extra_env={
+            "AIRFLOW__ECS_EXECUTOR__MAX_LAUNCH_ATTEMPTS": "30",
+            # The restarted scheduler adopts the dead one's tasks once it counts that one as dead.
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "10",
+            "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "10",
+            "AIRFLOW__ECS_EXECUTOR__CAPACITY_PROVIDER_STRATEGY": '[{"capacityProvider": "FARGATE_SPOT", "weight": 1}]',
+            "AIRFLOW__ECS_EXECUTOR__TASK_DEFINITION": FARGATE_TASK_DEFINITION,
+            "AIRFLOW__ECS_EXECUTOR__SUBNETS": "subnet-chaos",
+            "AIRFLOW__ECS_EXECUTOR__SECURITY_GROUPS": "sg-chaos",
+        },
+    )
     started = time.monotonic()
     try:
         stack.start()

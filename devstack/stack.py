@@ -27,6 +27,7 @@ BIN = Path(sys.executable).parent
 CLUSTER = "airflow"
 TASK_DEFINITION = "airflow-task"
 BIG_TASK_DEFINITION = "airflow-task-big"
+FARGATE_TASK_DEFINITION = "airflow-task-fargate"  # awsvpc, for Fargate and Fargate Spot
 LOG_GROUP = "/ecs/airflow"
 USER, PASSWORD = "admin", "admin"
 
@@ -220,7 +221,18 @@ class Stack:
             {"name": "AIRFLOW__LOGGING__BASE_LOG_FOLDER", "value": str(self.home / "container-disk" / "logs")}
         )
         environment += [{"name": k, "value": v} for k, v in self.container_env.items()]
-        for family, memory in ((TASK_DEFINITION, 1536), (BIG_TASK_DEFINITION, 3072)):
+        fargate = {
+            "requiresCompatibilities": ["FARGATE"],
+            "networkMode": "awsvpc",
+            "cpu": "1024",
+            "memory": "2048",
+            "executionRoleArn": "arn:aws:iam::123456789012:role/airflow-ecs-execution",  # awslogs on Fargate
+        }
+        for family, memory, extra in (
+            (TASK_DEFINITION, 1536, {}),
+            (BIG_TASK_DEFINITION, 3072, {}),
+            (FARGATE_TASK_DEFINITION, 1536, fargate),
+        ):
             ecs.register_task_definition(
                 family=family,
                 containerDefinitions=[
@@ -240,6 +252,7 @@ class Stack:
                         },
                     }
                 ],
+                **extra,
             )
 
     # -- Airflow REST API ------------------------------------------------------------------------

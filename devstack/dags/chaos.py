@@ -19,7 +19,7 @@ FAILS_ON_PURPOSE_EVERY = 7  # items 0, 7, 14, ... always raise
     max_active_tasks=64,
 )
 def chaos() -> None:
-    @task
+    @task(retries=4, retry_delay=timedelta(seconds=1))  # Spot reclaims this one too
     def items() -> list[int]:
         return list(range(int(get_current_context()["params"]["tasks"])))
 

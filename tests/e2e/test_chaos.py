@@ -21,3 +21,4 @@ def test_small_chaos_run_keeps_every_invariant(tmp_path: Path) -> None:
     assert report.try_without_container == []
     assert report.faults["scheduler SIGKILL"] == 1
     assert sum(report.faults.values()) > 1  # the profile's faults did happen
+    assert report.faults["spot_interruption"] >= 1
