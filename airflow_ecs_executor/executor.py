@@ -127,6 +127,7 @@ class EcsExecutor(BaseExecutor):
         self._by_arn: dict[str, Any] = {}
         self._rng = random.Random()
         self._backoff = Backoff(base=1.0, cap=30.0)
+        self._throttle_backoff = Backoff(base=0.25, cap=2.0)
         self._clock: Callable[[], float] = time.monotonic
         self._revoked_launches: set[str] = set()
 
@@ -292,7 +293,10 @@ class EcsExecutor(BaseExecutor):
                 Stats.incr("ecs_executor.run_task_throttles")
             if err.kind is LaunchErrorKind.CREDENTIALS:
                 self.log.warning("AWS credentials missing or expired (%s); launches wait until they return", err.code)
-            delay = self._backoff.delay(entry.transient_errors, self._rng)
+            # Throttling is paced globally (the launcher's bucket pauses for everyone), so a throttled
+            # launch comes back soon; other transient errors back off exponentially per workload.
+            backoff = self._throttle_backoff if "Throttl" in err.code else self._backoff
+            delay = backoff.delay(entry.transient_errors, self._rng)
             entry.record = replace(entry.record, reason=f"{err.code}: {err.message}")
             # Same attempt, same request, same clientToken: ECS never starts a second task for it.
             assert entry.request is not None

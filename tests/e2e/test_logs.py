@@ -22,12 +22,14 @@ def events(log: list[dict[str, Any]]) -> list[str]:
     return [str(e) for line in log for e in (line.get("event"), *line.get("sources", []))]
 
 
-def log_with(stack: Stack, dag_id: str, run_id: str, task_id: str, try_number: int, text: str) -> list[dict[str, Any]]:
+def log_with(
+    stack: Stack, dag_id: str, run_id: str, task_id: str, try_number: int, text: str, map_index: int = -1
+) -> list[dict[str, Any]]:
     """The try's log once it holds ``text``: a container's last lines reach CloudWatch Logs shortly
     after the task reported its state to the API server."""
     deadline = time.monotonic() + 60
     while True:
-        log = stack.task_log(dag_id, run_id, task_id, try_number)
+        log = stack.task_log(dag_id, run_id, task_id, try_number, map_index)
         if any(text in e for e in events(log)) or time.monotonic() > deadline:
             return log
         time.sleep(1)
