@@ -146,7 +146,8 @@ def run_one(executor: str, sc: Scenario, *, profile: str, heartbeat_interval: fl
             "endpoint": emulator.endpoint_url,
         }
         with tempfile.TemporaryDirectory() as tmp:
-            spec_path, out_path = Path(tmp, "spec.json"), Path(tmp, "out.json")
+            spec_path, out_path, ready = Path(tmp, "spec.json"), Path(tmp, "out.json"), Path(tmp, "ready")
+            spec["ready_file"] = str(ready)
             spec_path.write_text(json.dumps(spec))
             env = {**os.environ, "PYTHONWARNINGS": "ignore", "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
             child = subprocess.Popen(
@@ -156,17 +157,22 @@ def run_one(executor: str, sc: Scenario, *, profile: str, heartbeat_interval: fl
                 stderr=subprocess.PIPE,
                 text=True,
             )
+            if sc.setup == "capacity_shortfall":
+                emulator.set_capacity(max(1, sc.n // 4))
+            # Faults start once the executor has started (a storm during start-up tests start-up).
+            deadline = time.monotonic() + 180
+            while not ready.exists() and child.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
             if sc.setup == "throttle_storm":
-                time.sleep(3)  # the executor has started and the burst is queued
+                time.sleep(1)  # the burst is queued and launching
                 emulator.inject("throttle_storm", seconds=15)
             elif sc.setup == "capacity_shortfall":
-                emulator.set_capacity(max(1, sc.n // 4))
-            if sc.setup == "capacity_shortfall":
                 time.sleep(30)
                 emulator.set_capacity(None)
             _, stderr = child.communicate()
             if child.returncode != 0 or not out_path.exists():
-                raise RuntimeError(f"{executor} on {sc.name} failed:\n{stderr[-3000:]}")
+                reason = (stderr.strip().splitlines() or ["no output"])[-1][:300]
+                return {"executor": executor, "scenario": sc.name, "n": sc.n, "error": reason}
             seen = json.loads(out_path.read_text())
         return summarise(seen, emulator.tasks(with_overrides=True), emulator.counters(), sc)
 
@@ -262,6 +268,9 @@ def markdown(report: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report["rows"]:
+        if "error" in row:
+            lines.append(f"| {row['scenario']} | {row['executor']} | did not run: {row['error']} |" + " |" * 9)
+            continue
         calls = ", ".join(f"{op} {c:g}" for op, c in row["api_calls_per_workload"].items())
         lines.append(
             f"| {row['scenario']} | {row['executor']} | {row['launched']}/{row['n']} | {fmt(row['all_launched_s'], 1)} "
@@ -279,7 +288,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"- {row['scenario']}, {row['executor']}: {row['failed']} failed: "
         + "; ".join(f"{count} x {reason}" for reason, count in row["failure_reasons"].items())
         for row in report["rows"]
-        if row["failed"]
+        if row.get("failed")
     ]
     if failures:
         lines += ["", "Failed workloads and why:", "", *failures]
@@ -292,8 +301,10 @@ def chart(report: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in report["rows"] if r["scenario"].startswith("burst-")]
+    rows = [r for r in report["rows"] if r["scenario"].startswith("burst-") and "error" not in r]
     names = sorted({r["scenario"] for r in rows}, key=lambda s: int(s.split("-")[1]))
+    if not names:
+        return
     fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4.5), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
         for row in (r for r in rows if r["scenario"] == name):
@@ -340,6 +351,9 @@ def run(
             print(f"==> {sc.name} ({sc.description}): {executor}", flush=True)
             pair[executor] = run_one(executor, sc, profile=profile, heartbeat_interval=heartbeat_interval)
             row = pair[executor]
+            if "error" in row:
+                print(f"    did not run: {row['error']}", flush=True)
+                continue
             print(
                 f"    launched {row['launched']}/{row['n']}, all launched {fmt(row['all_launched_s'], 1)} s, "
                 f"heartbeat p99 {fmt(row['heartbeat_ms_p99'])} ms, failed {row['failed']}, lost {row['lost']}, "

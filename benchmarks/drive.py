@@ -88,6 +88,8 @@ def drive(spec: dict[str, Any]) -> dict[str, Any]:
         import_all_models()  # type: ignore[no-untyped-call]
     executor = make_executor(spec["executor"])
     executor.start()
+    if spec.get("ready_file"):
+        Path(spec["ready_file"]).write_text("started")  # the parent injects scenario faults from here on
     run_id = f"bench__{spec['scenario']}__{spec['executor']}"
     items = [make_workload(i, run_id) for i in range(spec["n"])]
     arrivals = spec["arrivals"]  # seconds after t0 at which workload i is queued
