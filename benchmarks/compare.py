@@ -256,6 +256,11 @@ def fmt(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
+def _ratio_text(value: float | None) -> str:
+    """Three significant digits: 0.000112 stays readable."""
+    return "-" if value is None else f"{value:.3g}"
+
+
 def markdown(report: dict[str, Any]) -> str:
     meta = report["meta"]
     lines = [
@@ -283,7 +288,7 @@ def markdown(report: dict[str, Any]) -> str:
     lines.append("| scenario | " + " | ".join(RATIO_KEYS) + " |")
     lines.append("|---|" + "---|" * len(RATIO_KEYS))
     for name, ratios in report["ratios"].items():
-        lines.append(f"| {name} | " + " | ".join(fmt(ratios.get(k), 3) for k in RATIO_KEYS) + " |")
+        lines.append(f"| {name} | " + " | ".join(_ratio_text(ratios.get(k)) for k in RATIO_KEYS) + " |")
     failures = [
         f"- {row['scenario']}, {row['executor']}: {row['failed']} failed: "
         + "; ".join(f"{count} x {reason}" for reason, count in row["failure_reasons"].items())
