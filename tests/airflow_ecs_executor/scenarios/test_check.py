@@ -107,7 +107,13 @@ def test_no_api_server_url_fails(ecs_setup: Any, executor_env: dict[str, str]) -
 def airflow_check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "airflow", "ecs-executor", "check"],
-        env={**os.environ, **env, "PYTHONWARNINGS": "ignore"},
+        # Airflow 3.1 lists the commands of configured executors only (3.2+ also the provider's).
+        env={
+            **os.environ,
+            **env,
+            "PYTHONWARNINGS": "ignore",
+            "AIRFLOW__CORE__EXECUTOR": "airflow_ecs_executor.EcsExecutor",
+        },
         capture_output=True,
         text=True,
         timeout=180,
