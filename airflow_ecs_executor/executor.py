@@ -9,6 +9,7 @@ DESIGN.md (``core.classify``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import time
@@ -24,14 +25,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from airflow_ecs_executor import cli, redaction
 from airflow_ecs_executor.aws.client import EcsClient, Launched, PlacementFailed
-from airflow_ecs_executor.aws.requests import ATTEMPT_TAG, RequestError, WorkloadSpec, build_run_task
+from airflow_ecs_executor.aws.requests import ATTEMPT_TAG, WorkloadSpec, build_run_task
 from airflow_ecs_executor.config import SECTION, ConfigError, ExecutorConfig, parse_config
 from airflow_ecs_executor.connection import make_client
 from airflow_ecs_executor.core.backoff import Backoff
 from airflow_ecs_executor.core.classify import LaunchErrorKind, TaskObservation, Verdict, judge
 from airflow_ecs_executor.core.lifecycle import Phase, Workload, advance
 from airflow_ecs_executor.logs import read_try_log
-from airflow_ecs_executor.runtime.workers import Described, LaunchDone, StopDone, Workers
+from airflow_ecs_executor.runtime.workers import Described, LaunchDone, LazyRequest, RequestSource, StopDone, Workers
 
 try:  # Airflow 3.2+
     from airflow.observability.stats import Stats
@@ -54,7 +55,7 @@ class _Entry:
     container: str
     priority: int
     accepted_at: float
-    request: Mapping[str, Any] | None = None
+    request: RequestSource | None = None  # the current attempt's, built by the launcher thread
     transient_errors: int = 0
     version: int = -1
     missing_since: float | None = None
@@ -67,8 +68,21 @@ def _workload_id(key: Any) -> str:
     return f"callback/{key}"
 
 
+def _command(workload: Any) -> Callable[[], list[str]]:
+    """The container command of a workload, serialised when first asked: by the launcher thread."""
+
+    @functools.cache
+    def command() -> list[str]:
+        return [*COMMAND, workload.model_dump_json()]
+
+    return command
+
+
 def _spec_for(workload: Any) -> tuple[Any, WorkloadSpec, int]:
-    """The key, launch spec and launch priority of an ExecuteTask or ExecuteCallback workload."""
+    """The key, launch spec and launch priority of an ExecuteTask or ExecuteCallback workload.
+
+    Cheap on purpose: it runs on the scheduler thread; the workload is serialised later, off it.
+    """
     callback_type: Any = getattr(workloads, "ExecuteCallback", ())  # Airflow 3.3+
     if isinstance(workload, workloads.ExecuteTask):
         ti = workload.ti
@@ -90,7 +104,7 @@ def _spec_for(workload: Any) -> tuple[Any, WorkloadSpec, int]:
         raise RuntimeError(f"EcsExecutor cannot run workloads of type {type(workload).__name__}")
     spec = WorkloadSpec(
         workload_id=_workload_id(key),
-        command=[*COMMAND, workload.model_dump_json()],
+        command=_command(workload),
         queue=queue,
         executor_config=executor_config,
         tags=tags,
@@ -124,6 +138,7 @@ class EcsExecutor(BaseExecutor):
         self.config: ExecutorConfig | None = None
         self._workers: Workers | None = None
         self._entries: dict[Any, _Entry] = {}
+        self._keys: dict[str, Any] = {}  # workload id -> key of its entry
         self._by_arn: dict[str, Any] = {}
         self._rng = random.Random()
         self._backoff = Backoff(base=1.0, cap=30.0)
@@ -226,19 +241,19 @@ class EcsExecutor(BaseExecutor):
             priority=priority,
             accepted_at=now,
         )
-        self._entries[key] = entry
+        self._add(entry)
         self._launch(entry, attempt=1, delay=0.0)
 
+    def _add(self, entry: _Entry) -> None:
+        self._entries[entry.key] = entry
+        self._keys[entry.record.id] = entry.key
+
     def _launch(self, entry: _Entry, *, attempt: int, delay: float) -> None:
+        """Hand one launch attempt to the launcher, which builds (and checks) its request off this thread."""
         assert entry.spec is not None
-        try:
-            request = build_run_task(self._cfg, entry.spec, attempt=attempt)
-        except RequestError as exc:
-            self._finish(entry, Phase.FAILED, f"not launched: {exc}", kind="invalid_request")
-            return
-        entry.request = request
+        entry.request = LazyRequest(functools.partial(build_run_task, self._cfg, entry.spec, attempt=attempt))
         entry.record = advance(entry.record, Phase.LAUNCHING, at=self._clock(), attempt=attempt, task_arn=None)
-        self._io.submit(entry.record.id, attempt, request, priority=entry.priority, delay=delay)
+        self._io.submit(entry.record.id, attempt, entry.request, priority=entry.priority, delay=delay)
 
     # ------------------------------------------------------------------ sync: never waits on AWS
     def sync(self) -> None:
@@ -261,13 +276,17 @@ class EcsExecutor(BaseExecutor):
             self.log.exception("EcsExecutor.sync failed; it will run again at the next heartbeat")
 
     def _entry_for(self, workload_id: str) -> _Entry | None:
-        return next((e for e in self._entries.values() if e.record.id == workload_id), None)
+        key = self._keys.get(workload_id)
+        return self._entries.get(key) if key is not None else None
 
     def _on_launch(self, done: LaunchDone) -> None:
         entry = self._entry_for(done.workload_id)
         if entry is None or entry.record.attempt != done.attempt or entry.record.phase is not Phase.LAUNCHING:
             if isinstance(done.result, Launched):  # revoked or superseded while RunTask was under way
                 self._io.stop(self._cfg.cluster, done.result.observation.arn, "no longer wanted by Airflow")
+            return
+        if done.invalid is not None:
+            self._finish(entry, Phase.FAILED, f"not launched: {done.invalid}", kind="invalid_request")
             return
         Stats.timing("ecs_executor.launch_call", done.seconds * 1000)
         if isinstance(done.result, Launched):
@@ -289,13 +308,14 @@ class EcsExecutor(BaseExecutor):
                 )
                 return
             entry.transient_errors += 1
-            if "Throttl" in err.code:
+            throttled = err.kind is LaunchErrorKind.THROTTLED
+            if throttled:
                 Stats.incr("ecs_executor.run_task_throttles")
             if err.kind is LaunchErrorKind.CREDENTIALS:
                 self.log.warning("AWS credentials missing or expired (%s); launches wait until they return", err.code)
             # Throttling is paced globally (the launcher's bucket pauses for everyone), so a throttled
             # launch comes back soon; other transient errors back off exponentially per workload.
-            backoff = self._throttle_backoff if "Throttl" in err.code else self._backoff
+            backoff = self._throttle_backoff if throttled else self._backoff
             delay = backoff.delay(entry.transient_errors, self._rng)
             entry.record = replace(entry.record, reason=f"{err.code}: {err.message}")
             # Same attempt, same request, same clientToken: ECS never starts a second task for it.
@@ -368,7 +388,7 @@ class EcsExecutor(BaseExecutor):
 
     def _finish(self, entry: _Entry, phase: Phase, reason: str | None, *, kind: str | None = None) -> None:
         entry.record = advance(entry.record, phase, at=self._clock(), reason=reason)
-        self._entries.pop(entry.key, None)
+        self._forget(entry)
         if entry.record.task_arn:
             self._by_arn.pop(entry.record.task_arn, None)
         if phase is Phase.SUCCEEDED:
@@ -380,6 +400,10 @@ class EcsExecutor(BaseExecutor):
         self.log.warning("%s failed: %s", entry.record.id, reason)
         self.fail(entry.key, reason)
         self._task_event(entry, "ecs task failed", reason or "unknown reason")
+
+    def _forget(self, entry: _Entry) -> None:
+        self._entries.pop(entry.key, None)
+        self._keys.pop(entry.record.id, None)
 
     def _task_event(self, entry: _Entry, event: str, extra: str) -> None:
         """A task-instance event for the UI; a problem recording it never stops the state change."""
@@ -416,11 +440,12 @@ class EcsExecutor(BaseExecutor):
 
     # ------------------------------------------------------------------ Airflow's lifecycle duties
     def revoke_task(self, *, ti: Any) -> None:
-        entry = self._entries.pop(ti.key, None)
+        entry = self._entries.get(ti.key)
         self.running.discard(ti.key)
         self.queued_tasks.pop(ti.key, None)
         if entry is None:
             return
+        self._forget(entry)
         self._io.cancel(entry.record.id)  # launches not sent yet never reach ECS
         if entry.record.task_arn:
             self._by_arn.pop(entry.record.task_arn, None)
@@ -458,7 +483,7 @@ class EcsExecutor(BaseExecutor):
                 entry = _Entry(
                     ti.key, record, spec, cluster, container, -int(getattr(ti, "priority_weight", 0) or 0), now
                 )
-                self._entries[ti.key] = entry
+                self._add(entry)
                 self._by_arn[obs.arn] = ti.key
                 self.running.add(ti.key)
                 self.log.info("adopted %s: ECS task %s (%s)", record.id, obs.arn, obs.last_status)

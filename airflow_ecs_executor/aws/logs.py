@@ -132,7 +132,7 @@ def read_stream(
                         "logs:CreateLogStream permission)"
                     )
                     return result
-                if err.kind is LaunchErrorKind.TRANSIENT and attempt < retries:
+                if err.kind in (LaunchErrorKind.THROTTLED, LaunchErrorKind.TRANSIENT) and attempt < retries:
                     sleep(base_delay * 2**attempt)
                     continue
                 result.note = (

@@ -12,7 +12,7 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -67,7 +67,7 @@ class WorkloadSpec:
     """What the executor knows of one workload when it builds its request."""
 
     workload_id: str
-    command: Sequence[str]
+    command: Sequence[str] | Callable[[], Sequence[str]]  # a callable is asked when the request is built
     queue: str | None
     executor_config: Mapping[str, Any]
     tags: Mapping[str, str]
@@ -124,7 +124,8 @@ def build_run_task(cfg: ExecutorConfig, spec: WorkloadSpec, *, attempt: int) -> 
     if profile is None:
         profile = QueueProfile()
     container = profile.container_name or cfg.container_name
-    container_override: dict[str, Any] = {"name": container, "command": list(spec.command)}
+    command = spec.command() if callable(spec.command) else spec.command
+    container_override: dict[str, Any] = {"name": container, "command": list(command)}
     if ec.get("environment"):
         container_override["environment"] = [{"name": k, "value": str(v)} for k, v in ec["environment"].items()]
     if ec.get("gpu"):

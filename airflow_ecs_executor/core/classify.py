@@ -120,18 +120,23 @@ def judge(task: TaskObservation, container_name: str) -> Outcome:
 class LaunchErrorKind(StrEnum):
     """How a RunTask that raised an AWS error proceeds."""
 
+    THROTTLED = "throttled"  # AWS refused for rate: the launcher pauses everyone; retry soon, same clientToken
     TRANSIENT = "transient"  # outcome unknown or AWS busy: retry the same request, same clientToken
     CREDENTIALS = "credentials"  # credentials missing or expired: pause launching until they return
     REJECTED = "rejected"  # the request itself is wrong: fail the workload with AWS's message
 
 
-TRANSIENT_CODES: Final = frozenset(
+THROTTLE_CODES: Final = frozenset(
     {
         "ThrottlingException",
         "Throttling",
         "ThrottledException",
         "RequestLimitExceeded",
         "TooManyRequestsException",
+    }
+)
+TRANSIENT_CODES: Final = frozenset(
+    {
         "ServerException",
         "ServiceUnavailable",
         "ServiceUnavailableException",
@@ -159,6 +164,8 @@ def launch_error_kind(code: str, http_status: int | None = None) -> LaunchErrorK
     """Classify an AWS error code from RunTask by code first, HTTP status second."""
     if code in CREDENTIAL_CODES:
         return LaunchErrorKind.CREDENTIALS
+    if code in THROTTLE_CODES or http_status == 429:
+        return LaunchErrorKind.THROTTLED
     if code in TRANSIENT_CODES or (http_status is not None and http_status >= 500):
         return LaunchErrorKind.TRANSIENT
     return LaunchErrorKind.REJECTED

@@ -1,6 +1,7 @@
 """The I/O side of the executor.
 
-The scheduler thread hands over launch jobs (``submit``), the set of task ARNs to watch
+The scheduler thread hands over launch jobs (``submit``; a job's RunTask request may be a recipe that
+the launcher thread builds, so serialising and validating it costs the scheduler nothing), the set of task ARNs to watch
 (``track``) and stop requests (``stop``); it collects results with ``drain`` and never waits on AWS.
 A launcher thread paces RunTask calls with a token bucket and runs them on a bounded pool; a
 tracker thread describes the watched ARNs in batches of at most 100. Workers own no executor state:
@@ -21,11 +22,35 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_ecs_executor.aws.client import DESCRIBE_BATCH, AwsCallError, EcsClient, LaunchResult
+from airflow_ecs_executor.aws.requests import RequestError
 from airflow_ecs_executor.core.classify import LaunchErrorKind, TaskObservation
 from airflow_ecs_executor.core.ratelimit import TokenBucket
 
 _log = logging.getLogger(__name__)
 THROTTLE_PENALTY = 1.0  # seconds the launcher holds back after AWS throttled a RunTask
+
+Request = Mapping[str, Any]
+RequestSource = Request | Callable[[], Request]  # a built request, or a recipe the launcher builds
+
+
+class LazyRequest:
+    """A RunTask request built once, on first use, by whichever thread needs it first.
+
+    A retry of the same launch attempt reuses the built request (same clientToken, same body).
+    """
+
+    def __init__(self, build: Callable[[], Request]) -> None:
+        self._build: Callable[[], Request] | None = build
+        self._value: Request | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Request:
+        with self._lock:
+            if self._value is None:
+                assert self._build is not None
+                self._value = self._build()
+                self._build = None  # drop the workload it closed over
+            return self._value
 
 
 @dataclass(frozen=True, order=True)
@@ -37,18 +62,19 @@ class LaunchJob:
     not_before: float = field(compare=False)
     workload_id: str = field(compare=False)
     attempt: int = field(compare=False)
-    request: Mapping[str, Any] = field(compare=False, repr=False)  # holds the JWT: never logged
+    request: RequestSource = field(compare=False, repr=False)  # holds the JWT: never logged
 
 
 @dataclass(frozen=True)
 class LaunchDone:
-    """The outcome of one RunTask call."""
+    """The outcome of one RunTask call, or why its request could not be built (``invalid``)."""
 
     workload_id: str
     attempt: int
     result: LaunchResult | None
     error: AwsCallError | None
     seconds: float
+    invalid: str | None = None  # the request cannot be sent: the message is for the Airflow UI
 
 
 @dataclass(frozen=True)
@@ -111,7 +137,7 @@ class Workers:
 
     # -- the scheduler thread's side: never blocks on AWS ---------------------------------------
     def submit(
-        self, workload_id: str, attempt: int, request: Mapping[str, Any], *, priority: int, delay: float = 0.0
+        self, workload_id: str, attempt: int, request: RequestSource, *, priority: int, delay: float = 0.0
     ) -> None:
         job = LaunchJob(priority, next(self._seq), self._clock() + delay, workload_id, attempt, request)
         with self._cond:
@@ -191,11 +217,28 @@ class Workers:
                 self._cond.wait(min(1.0, self._delayed[0][0] - now) if self._delayed else 1.0)
         return None
 
+    def _build(self, job: LaunchJob) -> Request | None:
+        """The job's request, built here on the launcher thread; None (and a result) when it cannot be."""
+        if not callable(job.request):
+            return job.request
+        try:
+            return job.request()
+        except RequestError as exc:
+            invalid = str(exc)
+        except Exception as exc:  # a bug in our code: fail this workload loudly, never retry it
+            _log.exception("building the RunTask request for %s failed unexpectedly", job.workload_id)
+            invalid = f"internal error while building the RunTask request: {type(exc).__name__}: {exc}"
+        self._results.put(LaunchDone(job.workload_id, job.attempt, None, None, 0.0, invalid=invalid))
+        return None
+
     def _launch_loop(self) -> None:
         while True:
             job = self._next_job()
             if job is None:
                 return
+            request = self._build(job)
+            if request is None:
+                continue  # no token or slot spent on a request that cannot be sent
             while not self._closed.is_set():
                 with self._bucket_lock:
                     wait = self._bucket.take(self._clock())
@@ -208,16 +251,16 @@ class Workers:
             if self._closed.is_set():
                 return
             self.launches_in_flight += 1
-            self._pool.submit(self._launch, job)
+            self._pool.submit(self._launch, job, request)
 
-    def _launch(self, job: LaunchJob) -> None:
+    def _launch(self, job: LaunchJob, request: Request) -> None:
         started = self._clock()
         try:
-            result: LaunchResult | None = self._ecs.run_task(job.request)
+            result: LaunchResult | None = self._ecs.run_task(request)
             error = None
         except AwsCallError as exc:
             result, error = None, exc
-            if "Throttl" in exc.code:
+            if exc.kind is LaunchErrorKind.THROTTLED:
                 with self._bucket_lock:
                     self._bucket.penalise(self._clock(), THROTTLE_PENALTY)
         except Exception as exc:  # a bug in our code: fail this workload loudly, never retry it

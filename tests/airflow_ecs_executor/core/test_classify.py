@@ -115,7 +115,8 @@ def test_judge(observation: TaskObservation, verdict: Verdict, words: str | None
 @pytest.mark.parametrize(
     ("code", "status", "kind"),
     [
-        pytest.param("ThrottlingException", 400, LaunchErrorKind.TRANSIENT, id="throttled"),
+        pytest.param("ThrottlingException", 400, LaunchErrorKind.THROTTLED, id="throttled"),
+        pytest.param("TooManyRequestsException", 429, LaunchErrorKind.THROTTLED, id="too-many"),
         pytest.param("ServerException", 500, LaunchErrorKind.TRANSIENT, id="server"),
         pytest.param("SomethingNew", 503, LaunchErrorKind.TRANSIENT, id="any-5xx"),
         pytest.param("ExpiredTokenException", 400, LaunchErrorKind.CREDENTIALS, id="expired"),

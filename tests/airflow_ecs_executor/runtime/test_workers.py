@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
 from airflow_ecs_executor.aws.client import EcsClient
-from airflow_ecs_executor.runtime.workers import LaunchDone, Workers
+from airflow_ecs_executor.aws.requests import RequestError
+from airflow_ecs_executor.runtime.workers import LaunchDone, LazyRequest, Workers
 from ecs_emulator import Emulator
 from tests.helpers import aws_client, python_container, wait_for
 
@@ -81,5 +83,46 @@ def test_cancelled_launches_never_reach_ecs(emulator: Emulator) -> None:
         time.sleep(0.5)
         assert workers.drain() == []
         assert [t["startedBy"] for t in emulator.tasks()] == ["kept"]
+    finally:
+        workers.close()
+
+
+def test_requests_are_built_on_the_launcher_thread_once(emulator: Emulator) -> None:
+    ecs = setup(emulator)
+    workers = Workers(EcsClient(ecs, "c"), launch_rate=100, launch_concurrency=2)
+    built_on: list[str] = []
+
+    def build() -> dict[str, Any]:
+        built_on.append(threading.current_thread().name)
+        return request("lazy")
+
+    try:
+        recipe = LazyRequest(build)
+        workers.submit("lazy", 1, recipe, priority=0)
+        [done] = collect(workers, 1)
+        assert done.invalid is None and done.result is not None
+        workers.submit("lazy", 1, recipe, priority=0)  # a retry of the same attempt: same request
+        collect(workers, 1)
+        assert built_on == ["ecs-executor-launcher"]
+        assert len(emulator.tasks()) == 1  # the same clientToken: ECS answered with the first task
+    finally:
+        workers.close()
+
+
+def test_a_request_that_cannot_be_built_fails_that_job_only(emulator: Emulator) -> None:
+    ecs = setup(emulator)
+    workers = Workers(EcsClient(ecs, "c"), launch_rate=100, launch_concurrency=2)
+
+    def bad() -> dict[str, Any]:
+        raise RequestError("executor_config keys ['image'] are not allowed here")
+
+    try:
+        workers.submit("bad", 1, LazyRequest(bad), priority=0)
+        workers.submit("good", 1, request("good"), priority=1)
+        done = {d.workload_id: d for d in collect(workers, 2)}
+        assert done["bad"].invalid == "executor_config keys ['image'] are not allowed here"
+        assert done["bad"].result is None and done["bad"].error is None
+        assert done["good"].invalid is None and done["good"].result is not None
+        assert [t["startedBy"] for t in emulator.tasks()] == ["good"]
     finally:
         workers.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -162,3 +163,24 @@ def test_brief_missing_is_tolerated(executor: Any, emulator: Emulator) -> None:
     emulator.inject("describe_missing", seconds=3)
     final = run(executor, [workload("ok")], timeout=60)
     assert states(final) == {"ok": "success"}
+
+
+def test_the_scheduler_thread_never_serialises_a_workload(
+    executor: Any, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Serialising a workload (and building its request) is the launcher's work, not the heartbeat's."""
+    from airflow.executors import workloads
+
+    threads: list[str] = []
+    original = workloads.ExecuteTask.model_dump_json
+
+    def recording(self: Any, *args: Any, **kwargs: Any) -> str:
+        threads.append(threading.current_thread().name)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(workloads.ExecuteTask, "model_dump_json", recording)
+    items = [workload(f"ok{i}") for i in range(5)]
+    final = run(executor, items)
+    assert set(states(final).values()) == {"success"}
+    assert len(threads) == 5
+    assert threading.main_thread().name not in threads
