@@ -13,6 +13,7 @@ import functools
 import os
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -42,6 +43,8 @@ except ImportError:  # Airflow 3.1
 COMMAND = ("python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string")
 TERMINATE_SECONDS = 30.0
 END_SECONDS = 300.0
+GAUGE_SECONDS = 5.0  # phase gauges are counted at most this often (StatsD samples every 10 s)
+_STARTING = (Phase.PENDING, Phase.LAUNCHING, Phase.PROVISIONING)
 
 
 @dataclass
@@ -139,6 +142,11 @@ class EcsExecutor(BaseExecutor):
         self._workers: Workers | None = None
         self._entries: dict[Any, _Entry] = {}
         self._keys: dict[str, Any] = {}  # workload id -> key of its entry
+        # Kept up to date on each transition, so a heartbeat costs what changed, not what is running:
+        self._watch: dict[str, set[str]] = {}  # cluster -> ARNs the tracker describes
+        self._watch_changed = False
+        self._deadlines: deque[tuple[float, Any]] = deque()  # (accepted_at, key), oldest first
+        self._gauges_at = float("-inf")
         self._by_arn: dict[str, Any] = {}
         self._rng = random.Random()
         self._backoff = Backoff(base=1.0, cap=30.0)
@@ -247,6 +255,20 @@ class EcsExecutor(BaseExecutor):
     def _add(self, entry: _Entry) -> None:
         self._entries[entry.key] = entry
         self._keys[entry.record.id] = entry.key
+        self._deadlines.append((entry.accepted_at, entry.key))
+
+    def _track(self, entry: _Entry, arn: str) -> None:
+        """Watch the entry's ECS task until it is finished, relaunched or revoked."""
+        self._by_arn[arn] = entry.key
+        self._watch.setdefault(entry.cluster, set()).add(arn)
+        self._watch_changed = True
+
+    def _untrack(self, entry: _Entry) -> None:
+        arn = entry.record.task_arn
+        if arn:
+            self._by_arn.pop(arn, None)
+            self._watch.get(entry.cluster, set()).discard(arn)
+            self._watch_changed = True
 
     def _launch(self, entry: _Entry, *, attempt: int, delay: float) -> None:
         """Hand one launch attempt to the launcher, which builds (and checks) its request off this thread."""
@@ -266,12 +288,11 @@ class EcsExecutor(BaseExecutor):
                 elif isinstance(result, StopDone) and result.error is not None:
                     self.log.warning("StopTask %s failed: %s", result.arn, result.error)
             self._check_deadlines()
-            watch: dict[str, set[str]] = {}
-            for entry in self._entries.values():
-                if entry.record.task_arn and entry.record.phase in (Phase.PROVISIONING, Phase.RUNNING):
-                    watch.setdefault(entry.cluster, set()).add(entry.record.task_arn)
-            self._io.track({c: frozenset(a) for c, a in watch.items()})
-            self._emit_gauges()
+            if self._watch_changed:
+                self._io.track({c: frozenset(a) for c, a in self._watch.items() if a})
+                self._watch_changed = False
+            if self._clock() - self._gauges_at >= GAUGE_SECONDS:
+                self._emit_gauges()
         except Exception:  # the only catch-all: a bug here must not take the scheduler down
             self.log.exception("EcsExecutor.sync failed; it will run again at the next heartbeat")
 
@@ -292,7 +313,7 @@ class EcsExecutor(BaseExecutor):
         if isinstance(done.result, Launched):
             arn = done.result.observation.arn
             entry.record = advance(entry.record, Phase.PROVISIONING, at=self._clock(), task_arn=arn)
-            self._by_arn[arn] = entry.key
+            self._track(entry, arn)
             self.running_state(entry.key, arn)
             self.log.info("ECS task launched for %s: %s (attempt %d)", entry.record.id, arn, done.attempt)
             self._observe(entry, done.result.observation)
@@ -337,8 +358,7 @@ class EcsExecutor(BaseExecutor):
         delay = self._backoff.delay(attempt, self._rng)
         self.log.info("%s: %s; launching again (attempt %d) in %.1f s", entry.record.id, reason, attempt + 1, delay)
         self._task_event(entry, "ecs task relaunched", reason)
-        if entry.record.task_arn:
-            self._by_arn.pop(entry.record.task_arn, None)
+        self._untrack(entry)
         entry.record = advance(entry.record, Phase.PENDING, at=self._clock(), task_arn=None, reason=reason)
         entry.version = -1
         self._launch(entry, attempt=attempt + 1, delay=delay)
@@ -389,8 +409,7 @@ class EcsExecutor(BaseExecutor):
     def _finish(self, entry: _Entry, phase: Phase, reason: str | None, *, kind: str | None = None) -> None:
         entry.record = advance(entry.record, phase, at=self._clock(), reason=reason)
         self._forget(entry)
-        if entry.record.task_arn:
-            self._by_arn.pop(entry.record.task_arn, None)
+        self._untrack(entry)
         if phase is Phase.SUCCEEDED:
             self.log.info("%s succeeded (ECS task %s)", entry.record.id, entry.record.task_arn)
             self.success(entry.key, entry.record.task_arn)
@@ -415,13 +434,17 @@ class EcsExecutor(BaseExecutor):
             self.log.warning("Could not record task-instance event %r for %s", event, entry.record.id, exc_info=True)
 
     def _check_deadlines(self) -> None:
+        """Fail what has not started within launch_timeout; only entries past their deadline are looked at.
+
+        Entries are queued oldest first; one that started before its deadline never goes back to a
+        starting phase (lifecycle.ALLOWED), so it is dropped from the queue when its deadline passes.
+        """
         now = self._clock()
         limit = self._cfg.launch_timeout
-        for entry in list(self._entries.values()):
-            if (
-                entry.record.phase in (Phase.PENDING, Phase.LAUNCHING, Phase.PROVISIONING)
-                and now - entry.accepted_at > limit
-            ):
+        while self._deadlines and now - self._deadlines[0][0] > limit:
+            accepted_at, key = self._deadlines.popleft()
+            entry = self._entries.get(key)
+            if entry is not None and entry.accepted_at == accepted_at and entry.record.phase in _STARTING:
                 last = f" (last error: {entry.record.reason})" if entry.record.reason else ""
                 if entry.record.task_arn:
                     self._io.stop(entry.cluster, entry.record.task_arn, "did not start within launch_timeout")
@@ -430,6 +453,7 @@ class EcsExecutor(BaseExecutor):
                 )
 
     def _emit_gauges(self) -> None:
+        self._gauges_at = self._clock()
         counts = {phase: 0 for phase in Phase}
         for entry in self._entries.values():
             counts[entry.record.phase] += 1
@@ -446,9 +470,9 @@ class EcsExecutor(BaseExecutor):
         if entry is None:
             return
         self._forget(entry)
+        self._untrack(entry)
         self._io.cancel(entry.record.id)  # launches not sent yet never reach ECS
         if entry.record.task_arn:
-            self._by_arn.pop(entry.record.task_arn, None)
             self._io.stop(entry.cluster, entry.record.task_arn, "revoked by Airflow")
         self.log.info("%s revoked", entry.record.id)
 
@@ -484,7 +508,7 @@ class EcsExecutor(BaseExecutor):
                     ti.key, record, spec, cluster, container, -int(getattr(ti, "priority_weight", 0) or 0), now
                 )
                 self._add(entry)
-                self._by_arn[obs.arn] = ti.key
+                self._track(entry, obs.arn)
                 self.running.add(ti.key)
                 self.log.info("adopted %s: ECS task %s (%s)", record.id, obs.arn, obs.last_status)
                 self._observe(entry, obs)

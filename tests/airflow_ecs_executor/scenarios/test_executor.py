@@ -184,3 +184,30 @@ def test_the_scheduler_thread_never_serialises_a_workload(
     assert set(states(final).values()) == {"success"}
     assert len(threads) == 5
     assert threading.main_thread().name not in threads
+
+
+def test_launch_timeout_fails_only_what_never_started(
+    ecs_setup: Any, executor_env: dict[str, str], emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_ecs_executor import EcsExecutor
+
+    monkeypatch.setenv("AIRFLOW__ECS_EXECUTOR__LAUNCH_TIMEOUT", "4")
+    monkeypatch.setenv("AIRFLOW__ECS_EXECUTOR__MAX_LAUNCH_ATTEMPTS", "100")  # the timeout decides, not attempts
+    ex = EcsExecutor()
+    ex.start()
+    try:
+        sleeper = workload("sleep")
+        ex.queue_workload(sleeper, session=None)
+        wait_for(lambda: (ex.heartbeat(), any(t["lastStatus"] == "RUNNING" for t in emulator.tasks()))[1])
+        emulator.set_capacity(1)  # the sleeper holds the only place: nothing else starts
+        starved = workload("ok-starved")
+        final = run(ex, [starved], timeout=60)
+        state, info = final[starved.ti.key]
+        assert str(state) == "failed"
+        assert "did not start within 4 s" in info
+        # The sleeper is past its deadline too, but it started in time: it keeps running.
+        assert not [s for s, _ in ex.all_events.get(sleeper.ti.key, []) if str(s) in ("success", "failed")]
+        assert sleeper.ti.key in ex.running
+        assert [t["lastStatus"] for t in emulator.tasks()] == ["RUNNING"]  # the starved one was never placed
+    finally:
+        ex.terminate()
