@@ -116,7 +116,7 @@ class EcsLogReader:
         return [source], lines
 
 
-_readers: dict[int, EcsLogReader] = {}
+_readers: dict[str, EcsLogReader] = {}  # by the configuration's JSON: equal settings share a reader
 
 
 def reader_for(section: Mapping[str, Any], client_factory: Callable[..., Any]) -> EcsLogReader | str:
@@ -125,7 +125,7 @@ def reader_for(section: Mapping[str, Any], client_factory: Callable[..., Any]) -
         cfg = parse_config(section)
     except ConfigError as exc:
         return f"[{SECTION}] is not usable for reading logs: {exc}"
-    key = hash(cfg.model_dump_json())
+    key = cfg.model_dump_json()
     if key not in _readers:
         _readers[key] = EcsLogReader(cfg, client_factory)
     return _readers[key]
