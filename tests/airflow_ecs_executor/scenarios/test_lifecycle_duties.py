@@ -39,7 +39,9 @@ def test_bad_config_refuses_to_start_listing_every_problem(
     ("env", "needle"),
     [
         pytest.param(
-            {"AIRFLOW__ECS_EXECUTOR__CLUSTER": "absent"}, "cluster absent: does not exist or is not ACTIVE", id="cluster"
+            {"AIRFLOW__ECS_EXECUTOR__CLUSTER": "absent"},
+            "cluster absent: does not exist or is not ACTIVE",
+            id="cluster",
         ),
         pytest.param(
             {"AIRFLOW__ECS_EXECUTOR__TASK_DEFINITION": "absent"},
