@@ -462,10 +462,12 @@ def _on_tick(rec: Record, ev: Tick, now: float, policy: Policy) -> Decision:
     if rec.missing_since is not None and now - rec.missing_since > policy.missing_grace:
         arn = rec.task_arn
         why = f": {rec.reason}" if rec.reason and rec.adopted else ""
+        # Stopped as well, should ECS come to know it again: the queueing ends with no task left behind.
+        stop: list[Action] = [StopTask(rec.cluster, arn, "MISSING from DescribeTasks")] if arn else []
         rec, actions = _end(
             rec, Phase.FAILED, now, f"ECS no longer knows task {arn} (DescribeTasks: MISSING){why}", "missing"
         )
-        return rec, actions
+        return rec, stop + actions
     if not rec.started and not rec.adopted and now - rec.accepted_at > policy.launch_timeout:
         last = f" (last problem: {rec.reason})" if rec.reason else ""
         stop: list[Action] = []
