@@ -189,6 +189,9 @@ class Workers:
     def submit(self, queueing: str, attempt: int, request: RequestSource, *, priority: int, delay: float = 0.0) -> None:
         job = LaunchJob(priority, next(self._seq), self._clock() + delay, queueing, attempt, request)
         with self._cond:
+            if self._holding:  # launching has stopped (end()): it comes straight back, unsent
+                self._results.put(LaunchDone(queueing, attempt, None, None, 0.0, withdrawn=True))
+                return
             if delay > 0:
                 heapq.heappush(self._delayed, (job.not_before, job.seq, job))
             else:
