@@ -474,12 +474,10 @@ def _on_tick(rec: Record, ev: Tick, now: float, policy: Policy) -> Decision:
         return rec, stop + actions
     if not rec.started and not rec.adopted and now - rec.accepted_at > policy.launch_timeout:
         last = f" (last problem: {rec.reason})" if rec.reason else ""
-        stop: list[Action] = []
-        if rec.task_arn:
-            stop.append(StopTask(rec.cluster, rec.task_arn, "did not start within launch_timeout"))
+        arn = rec.task_arn
         reason = f"the ECS task did not start within {policy.launch_timeout:.0f} s{last}"
         rec, actions = _end(rec, Phase.FAILED, now, reason, "launch_timeout")
-        return rec, stop + actions
+        return rec, ([StopTask(rec.cluster, arn, "did not start within launch_timeout")] if arn else []) + actions
     return rec, []
 
 
