@@ -319,7 +319,7 @@ class Workers:
         except Exception as exc:  # a bug in our code: fail this workload loudly, never retry it
             _log.error("building the RunTask request for %s failed unexpectedly: %s", job.queueing, type(exc).__name__)
             # The type only: the text of an unexpected exception could quote the command and its JWT.
-            invalid = f"internal error while building the RunTask request ({type(exc).__name__}), a bug in airflow-ecs-executor"
+            invalid = f"internal error ({type(exc).__name__}) while building the RunTask request: an executor bug"
         with self._cond:
             self._in_hand -= 1
         self._results.put(LaunchDone(job.queueing, job.attempt, None, None, 0.0, invalid=invalid))
