@@ -93,7 +93,10 @@ class EcsService:
         self._clusters: dict[str, Cluster] = {}
         self._families: dict[str, list[TaskDefinition]] = {}
         self._tasks: dict[str, Task] = {}
-        self._tokens = ClientTokens()
+        # A task that left DescribeTasks (retention) while its clientToken is remembered: a repeated
+        # RunTask with that token still answers with it, never with a new task.
+        self._retired: dict[str, Task] = {}
+        self._tokens = ClientTokens(on_forget=self._forget_retired)
         self.capacity = Capacity(self.names, rng, profile.capacity.max_tasks, profile.capacity.max_vcpu)
         self._launch_buckets = {
             "FARGATE": TokenBucket(b.capacity, b.rate) if (b := profile.fargate_launch) else None,
@@ -342,7 +345,8 @@ class EcsService:
             replayed = self._tokens.replay(cluster.arn, token, req)
             if replayed is not None:
                 self.counters["RunTask.idempotent_replay"] += 1
-                known = [self._tasks[a.rsplit("/", 1)[-1]] for a in replayed if a.rsplit("/", 1)[-1] in self._tasks]
+                ids = [arn.rsplit("/", 1)[-1] for arn in replayed]
+                known = [t for i in ids if (t := self._tasks.get(i) or self._retired.get(i)) is not None]
                 return {"tasks": [t.describe(include_tags=True) for t in known], "failures": []}
             td = self._task_definition(req.get("taskDefinition"))
             if td.status != "ACTIVE":
@@ -494,6 +498,12 @@ class EcsService:
     def _expire(self, task: Task) -> None:
         with self._lock:
             self._tasks.pop(task.task_id, None)
+            if task.client_token:
+                self._retired[task.task_id] = task
+
+    def _forget_retired(self, task_arns: tuple[str, ...]) -> None:
+        for arn in task_arns:
+            self._retired.pop(arn.rsplit("/", 1)[-1], None)
 
     # ------------------------------------------------------------------ describe, stop, list
     def describe_tasks(self, req: dict[str, Any]) -> dict[str, Any]:

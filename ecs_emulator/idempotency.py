@@ -36,9 +36,16 @@ def fingerprint(req: Mapping[str, Any]) -> str:
 class ClientTokens:
     """The tokens seen in the last 24 hours, keyed by (cluster ARN, token). Not thread-safe: callers lock."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, lifetime: float = TOKEN_LIFETIME) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        lifetime: float = TOKEN_LIFETIME,
+        on_forget: Callable[[tuple[str, ...]], None] = lambda arns: None,
+    ) -> None:
+        """``on_forget`` hears the task ARNs of each token as it expires."""
         self._clock = clock
         self._lifetime = lifetime
+        self._on_forget = on_forget
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._order: deque[tuple[float, tuple[str, str]]] = deque()
 
@@ -49,15 +56,16 @@ class ClientTokens:
             entry = self._entries.get(key)
             if entry is not None and entry.expires <= now:
                 del self._entries[key]
+                self._on_forget(entry.task_arns)
 
     def replay(self, cluster_arn: str, token: str | None, req: Mapping[str, Any]) -> tuple[str, ...] | None:
         """The task ARNs of the original request, or None when ``token`` is new in this cluster.
 
         Raises ``ConflictException`` when the token was used with different parameters.
         """
+        self._forget_expired()
         if not token:
             return None
-        self._forget_expired()
         entry = self._entries.get((cluster_arn, token))
         if entry is None:
             return None
@@ -69,6 +77,7 @@ class ClientTokens:
         return entry.task_arns
 
     def remember(self, cluster_arn: str, token: str | None, req: Mapping[str, Any], task_arns: list[str]) -> None:
+        self._forget_expired()
         if not token or not task_arns:
             return
         expires = self._clock() + self._lifetime
