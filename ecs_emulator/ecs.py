@@ -2,8 +2,9 @@
 
 State lives in memory under one lock. The rules live with their concepts: request checks in
 ``validation``, where tasks go and whether they fit in ``placement``, the walk through statuses in
-``lifecycle``, clientTokens in ``idempotency``, tags in ``tags``, ARNs in ``arns``. This module
-holds the records and calls them in the order ECS applies its checks.
+``lifecycle``, clientTokens in ``idempotency``, tags in ``tags``, ARNs in ``arns``, task definitions
+in ``definitions``, the building of task records in ``launch``. This module holds the clusters and
+tasks and calls the others in the order ECS applies its checks.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ import random
 import signal
 import threading
 import time
-import uuid
-import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ecs_emulator.arns import Names
+from ecs_emulator.definitions import TaskDefinitions
 from ecs_emulator.errors import (
     ClientException,
     ClusterContainsContainerInstancesException,
@@ -31,21 +31,18 @@ from ecs_emulator.errors import (
 )
 from ecs_emulator.faults import FaultPlan
 from ecs_emulator.idempotency import ClientTokens
+from ecs_emulator.launch import new_task
 from ecs_emulator.lifecycle import TaskLifecycle
 from ecs_emulator.logs import LogsService
 from ecs_emulator.model import (
-    ACCOUNT,
     TERMINAL,
-    AwsLogsTarget,
     Cluster,
-    Container,
     Task,
-    TaskDefinition,
 )
 from ecs_emulator.placement import Capacity, check_strategy, ec2_reservation, resolve_launch
 from ecs_emulator.profile import Profile
 from ecs_emulator.runners import OOM_REASON, Runner
-from ecs_emulator.tags import merge_tags, remove_tags, task_tags, validate_tags
+from ecs_emulator.tags import merge_tags, remove_tags, validate_tags
 from ecs_emulator.throttle import TokenBucket
 from ecs_emulator.timeline import Timeline
 from ecs_emulator.validation import (
@@ -53,15 +50,14 @@ from ecs_emulator.validation import (
     check_launch,
     check_list_tasks,
     check_stop_reason,
+    page,
     parse_cpu,
     parse_memory,
     validate_run_task,
-    validate_task_definition,
 )
 
 _log = logging.getLogger(__name__)
 
-DEFAULT_STOP_TIMEOUT = 30.0  # seconds between SIGTERM and SIGKILL unless the container sets stopTimeout
 # A container instance registered without totalResources: the size of an m5.xlarge as ECS reports it.
 DEFAULT_INSTANCE_CPU = 4096
 DEFAULT_INSTANCE_MEMORY = 15_700
@@ -91,7 +87,7 @@ class EcsService:
         self._rng = rng
         self._lock = threading.RLock()
         self._clusters: dict[str, Cluster] = {}
-        self._families: dict[str, list[TaskDefinition]] = {}
+        self._definitions = TaskDefinitions(self.names)
         self._tasks: dict[str, Task] = {}
         # A task that left DescribeTasks (retention) while its clientToken is remembered: a repeated
         # RunTask with that token still answers with it, never with a new task.
@@ -147,20 +143,6 @@ class EcsService:
         if cluster is None or cluster.status != "ACTIVE":
             raise ClusterNotFoundException("Cluster not found.")
         return cluster
-
-    def _task_definition(self, ref: Any) -> TaskDefinition:
-        if not isinstance(ref, str) or not ref:
-            raise ClientException("TaskDefinition cannot be null or empty.")
-        name = ref.split(":task-definition/", 1)[-1]
-        family, _, revision = name.partition(":")
-        revisions = self._families.get(family, [])
-        if revision:
-            found = next((t for t in revisions if str(t.revision) == revision), None)
-        else:
-            found = next((t for t in reversed(revisions) if t.status == "ACTIVE"), None)
-        if found is None:
-            raise ClientException("Unable to describe task definition.")
-        return found
 
     def _find_task(self, ref: Any, cluster: Cluster) -> Task | None:
         """The task ``ref`` names in ``cluster``; an ARN of another cluster, account or Region raises."""
@@ -244,98 +226,28 @@ class EcsService:
 
     # ------------------------------------------------------------------ task definitions
     def register_task_definition(self, req: dict[str, Any]) -> dict[str, Any]:
-        cpu, memory = validate_task_definition(req)
-        tags = validate_tags(req.get("tags"))
-        family = req["family"]
-        containers = []
-        for given in req["containerDefinitions"]:
-            c = dict(given)
-            c.setdefault("essential", True)
-            for key in (
-                "portMappings",
-                "environment",
-                "mountPoints",
-                "volumesFrom",
-                "environmentFiles",
-                "systemControls",
-                "credentialSpecs",
-            ):
-                c.setdefault(key, [])
-            c.setdefault("cpu", 0)
-            containers.append(c)
-        network_mode = req.get("networkMode") or "bridge"
-        compat = ["EC2"]
-        if network_mode == "awsvpc" and cpu is not None and memory is not None:
-            compat.append("FARGATE")
         with self._lock:
-            revisions = self._families.setdefault(family, [])
-            revision = revisions[-1].revision + 1 if revisions else 1
-            arn = self._arn("task-definition", f"{family}:{revision}")
-            body: dict[str, Any] = {
-                "taskDefinitionArn": arn,
-                "containerDefinitions": containers,
-                "family": family,
-                "networkMode": network_mode,
-                "revision": revision,
-                "volumes": list(req.get("volumes") or []),
-                "requiresAttributes": [],
-                "placementConstraints": list(req.get("placementConstraints") or []),
-                "compatibilities": compat,
-                "requiresCompatibilities": list(req.get("requiresCompatibilities") or []),
-                "registeredAt": time.time(),
-                "registeredBy": f"arn:aws:iam::{ACCOUNT}:root",
-            }
-            for key in (
-                "taskRoleArn",
-                "executionRoleArn",
-                "runtimePlatform",
-                "pidMode",
-                "ipcMode",
-                "ephemeralStorage",
-            ):
-                if req.get(key):
-                    body[key] = req[key]
-            if req.get("cpu") is not None:
-                body["cpu"] = str(cpu)
-            if req.get("memory") is not None:
-                body["memory"] = str(memory)
-            td = TaskDefinition(family, revision, arn, body, tags, cpu, memory)
-            revisions.append(td)
-            return {"taskDefinition": td.describe(), "tags": tags}
+            td = self._definitions.register(req)
+            return {"taskDefinition": td.describe(), "tags": td.tags}
 
     def describe_task_definition(self, req: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            td = self._task_definition(req.get("taskDefinition"))
+            td = self._definitions.resolve(req.get("taskDefinition"))
             out: dict[str, Any] = {"taskDefinition": td.describe()}
             if "TAGS" in (req.get("include") or []):
                 out["tags"] = td.tags
             return out
 
     def deregister_task_definition(self, req: dict[str, Any]) -> dict[str, Any]:
-        ref = str(req.get("taskDefinition") or "")
-        if ":" not in ref.split(":task-definition/", 1)[-1]:
-            raise ClientException("Invalid revision number. Number: ")
         with self._lock:
-            td = self._task_definition(ref)
-            if td.status == "ACTIVE":
-                td.status = "INACTIVE"
-                td.deregistered_at = time.time()
-            return {"taskDefinition": td.describe()}
+            return {"taskDefinition": self._definitions.deregister(req.get("taskDefinition")).describe()}
 
     def list_task_definitions(self, req: dict[str, Any]) -> dict[str, Any]:
-        prefix = req.get("familyPrefix") or ""
-        status = req.get("status") or "ACTIVE"
         with self._lock:
-            arns = [
-                td.arn
-                for family in sorted(self._families)
-                if family.startswith(prefix)
-                for td in self._families[family]
-                if status in ("ALL", td.status)
-            ]
-        if req.get("sort") == "DESC":
-            arns.reverse()
-        return _page(arns, req, "taskDefinitionArns")
+            arns = self._definitions.arns(
+                req.get("familyPrefix") or "", req.get("status") or "ACTIVE", req.get("sort") == "DESC"
+            )
+        return page(arns, req, "taskDefinitionArns")
 
     # ------------------------------------------------------------------ RunTask
     def run_task(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -348,7 +260,7 @@ class EcsService:
                 ids = [arn.rsplit("/", 1)[-1] for arn in replayed]
                 known = [t for i in ids if (t := self._tasks.get(i) or self._retired.get(i)) is not None]
                 return {"tasks": [t.describe(include_tags=True) for t in known], "failures": []}
-            td = self._task_definition(req.get("taskDefinition"))
+            td = self._definitions.resolve(req.get("taskDefinition"))
             if td.status != "ACTIVE":
                 # ECS API model, DeregisterTaskDefinition: "You can't use an INACTIVE task definition to
                 # run new tasks". AWS may allow it for up to 10 minutes after deregistration; we never do.
@@ -382,113 +294,25 @@ class EcsService:
                     failures += [f for f in where.failures if f not in failures]
                     self.counters["RunTask.capacity_failures"] += 1
                     continue
-                task = self._new_task(req, cluster, td, launch_type, provider, platform, cpu, memory)
+                task = new_task(
+                    req,
+                    cluster,
+                    td,
+                    launch_type,
+                    provider,
+                    platform,
+                    cpu,
+                    memory,
+                    names=self.names,
+                    faults=self._faults,
+                )
+                self._tasks[task.task_id] = task
                 self.capacity.hold(task, where.instance, reserve_cpu, reserve_memory)
                 self.lifecycle.start(task)
                 tasks.append(task)
             self._tokens.remember(cluster.arn, token, req, [t.arn for t in tasks])
             self.counters["tasks_launched"] += len(tasks)
             return {"tasks": [t.describe(include_tags=True) for t in tasks], "failures": failures}
-
-    def _new_task(
-        self,
-        req: Mapping[str, Any],
-        cluster: Cluster,
-        td: TaskDefinition,
-        launch_type: str,
-        provider: str | None,
-        platform: str | None,
-        cpu: int | None,
-        memory: int | None,
-    ) -> Task:
-        task_id = uuid.uuid4().hex
-        arn = self._arn("task", f"{cluster.name}/{task_id}")
-        now = time.time()
-        overrides = req.get("overrides") or {}
-        by_name = {co["name"]: co for co in overrides.get("containerOverrides") or []}
-        containers = [
-            self._container(td, cdef, by_name.get(cdef["name"], {}), cluster, task_id, memory, index)
-            for index, cdef in enumerate(td.body["containerDefinitions"])
-        ]
-        eni = None
-        subnets: list[str] = []
-        if td.body["networkMode"] == "awsvpc":
-            subnets = req["networkConfiguration"]["awsvpcConfiguration"]["subnets"]
-            subnet = subnets[zlib.crc32(task_id.encode()) % len(subnets)]
-            eni = {
-                "id": str(uuid.uuid4()),
-                "status": "PRECREATED",
-                "subnet": subnet,
-                "eni_id": f"eni-{task_id[:17]}",
-                "ip": f"10.0.{int(task_id[:2], 16)}.{int(task_id[2:4], 16) or 1}",
-            }
-        zone_seed = subnets[0] if subnets else task_id
-        tags = task_tags(req, td.tags, cluster.name)
-        task = Task(
-            task_id=task_id,
-            arn=arn,
-            cluster_arn=cluster.arn,
-            task_definition=td,
-            launch_type=launch_type,
-            capacity_provider=provider,
-            platform_version=platform,
-            cpu=cpu,
-            memory=memory,
-            group=req.get("group") or f"family:{td.family}",
-            started_by=req.get("startedBy"),
-            tags=tags,
-            overrides={k: v for k, v in overrides.items() if v is not None},
-            containers=containers,
-            created_at=now,
-            availability_zone=f"{self.region}{'abc'[zlib.crc32(zone_seed.encode()) % 3]}",
-            eni=eni,
-            client_token=req.get("clientToken"),
-            visible_from=now + self._faults.invisible_for(),
-            start_failure=self._faults.start_failure(containers[0].image),
-        )
-        self._tasks[task_id] = task
-        return task
-
-    def _container(
-        self,
-        td: TaskDefinition,
-        cdef: Mapping[str, Any],
-        override: Mapping[str, Any],
-        cluster: Cluster,
-        task_id: str,
-        task_memory: int | None,
-        index: int,
-    ) -> Container:
-        env = {e["name"]: e.get("value", "") for e in cdef.get("environment") or []}
-        env.update({e["name"]: e.get("value", "") for e in override.get("environment") or []})
-        env.setdefault("AWS_REGION", self.region)
-        env.setdefault("AWS_DEFAULT_REGION", self.region)
-        command = override.get("command") if override.get("command") is not None else cdef.get("command")
-        argv = list(cdef.get("entryPoint") or []) + list(command or [])
-        awslogs = None
-        log_config = cdef.get("logConfiguration") or {}
-        if log_config.get("logDriver") == "awslogs":
-            options = log_config.get("options") or {}
-            prefix = options.get("awslogs-stream-prefix")
-            stream = f"{prefix}/{cdef['name']}/{task_id}" if prefix else task_id
-            awslogs = AwsLogsTarget(
-                options.get("awslogs-group", ""), stream, options.get("awslogs-create-group") == "true"
-            )
-        memory = override.get("memory") or cdef.get("memory") or task_memory
-        return Container(
-            name=cdef["name"],
-            arn=self._arn("container", f"{cluster.name}/{task_id}/{uuid.uuid4()}"),
-            image=cdef["image"],
-            essential=bool(cdef.get("essential", True)),
-            argv=argv,
-            environment=env,
-            stop_timeout=float(cdef.get("stopTimeout") or DEFAULT_STOP_TIMEOUT),
-            memory_limit_mib=int(memory) if memory else None,
-            cpu=int(override.get("cpu") or cdef.get("cpu") or 0),
-            working_directory=cdef.get("workingDirectory"),
-            awslogs=awslogs,
-            runtime_id=f"{task_id}-{index}",
-        )
 
     def _stopped(self, task: Task) -> None:
         """The lifecycle's last step: free the task's capacity; keep it describable for a while."""
@@ -555,7 +379,7 @@ class EcsService:
                 and (not req.get("launchType") or t.launch_type == req["launchType"])
                 and (instance_arn is None or (t.container_instance and t.container_instance.arn) == instance_arn)
             ]
-        return _page(arns, req, "taskArns")
+        return page(arns, req, "taskArns")
 
     # ------------------------------------------------------------------ container instances
     def register_container_instance(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -628,7 +452,7 @@ class EcsService:
                 for i in self.capacity.instances(cluster)
                 if (i.status == status if status else i.status != "INACTIVE")
             ]
-        return _page(arns, req, "containerInstanceArns")
+        return page(arns, req, "containerInstanceArns")
 
     # ------------------------------------------------------------------ tags
     def _tag_owner(self, arn: Any) -> list[dict[str, str]]:
@@ -636,7 +460,7 @@ class EcsService:
         if ":cluster/" in text:
             return self._cluster(text).tags
         if ":task-definition/" in text:
-            return self._task_definition(text).tags
+            return self._definitions.resolve(text).tags
         if ":task/" in text:
             parts = text.split(":", 5)[-1].split("/")
             if len(parts) == 3:
@@ -730,17 +554,3 @@ class EcsService:
         for c in live:
             if c.handle is not None:
                 c.handle.signal(signal.SIGKILL)
-
-
-def _page(items: list[str], req: Mapping[str, Any], key: str) -> dict[str, Any]:
-    size = req.get("maxResults") or 100
-    if not isinstance(size, int) or not 1 <= size <= 100:
-        raise InvalidParameterException("maxResults must be between 1 and 100.")
-    try:
-        start = int(req.get("nextToken") or 0)
-    except ValueError:
-        raise InvalidParameterException("Invalid nextToken.") from None
-    out: dict[str, Any] = {key: items[start : start + size]}
-    if start + size < len(items):
-        out["nextToken"] = str(start + size)
-    return out

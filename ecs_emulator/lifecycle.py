@@ -6,7 +6,8 @@ without one (EC2 bridge or host mode) has no ENI to attach or release and skips 
 DEPROVISIONING (Developer Guide, "Amazon ECS task lifecycle"). The profile gives the time spent in
 each status; the runner starts the containers, and their exits drive the stop.
 
-Every method but ``start``'s thread body runs under the service's lock.
+Every step runs under the service's lock, except the starting of containers (process creation is
+slow), which takes the lock only to record what it started.
 """
 
 from __future__ import annotations
@@ -64,7 +65,6 @@ class TaskLifecycle:
     def start(self, task: Task) -> None:
         """Begin a new task's walk (its status is PROVISIONING, or PENDING without an ENI)."""
         if task.eni is None:
-            task.last_status = "PENDING"
             task.pull_started_at = task.created_at
             self._after(self.profile.lifecycle.pending.sample(self._rng), task, self._pulled)
         else:

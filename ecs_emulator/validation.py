@@ -257,3 +257,18 @@ def check_list_tasks(req: Mapping[str, Any]) -> None:
             raise InvalidParameterException(
                 f"startedBy must be the only filter when it is specified; remove {', '.join(others)}."
             )
+
+
+def page(items: list[str], req: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """One page of a List* answer: ``maxResults`` 1-100 (default 100), ``nextToken`` as given before."""
+    size = req.get("maxResults") or 100
+    if not isinstance(size, int) or not 1 <= size <= 100:
+        raise InvalidParameterException("maxResults must be between 1 and 100.")
+    try:
+        start = int(req.get("nextToken") or 0)
+    except ValueError:
+        raise InvalidParameterException("Invalid nextToken.") from None
+    out: dict[str, Any] = {key: items[start : start + size]}
+    if start + size < len(items):
+        out["nextToken"] = str(start + size)
+    return out
