@@ -29,21 +29,30 @@ class _Strict(BaseModel):
 
 
 class Spread(_Strict):
-    """A duration in seconds: a log-normal distribution given by its median and 99th percentile."""
+    """A duration in seconds: a log-normal distribution given by its median and 99th percentile.
+
+    ``floor`` is the shortest a sample may be: a status that always lasts a while on AWS stays
+    observable in the emulator too, however the draw falls.
+    """
 
     median: float = Field(0.0, ge=0)
     p99: float | None = Field(None, ge=0)
+    floor: float = Field(0.0, ge=0)
 
     def sample(self, rng: random.Random) -> float:
         if self.median <= 0:
-            return 0.0
+            return self.floor
         if self.p99 is None or self.p99 <= self.median:
-            return self.median
+            return max(self.floor, self.median)
         sigma = math.log(self.p99 / self.median) / _Z99
-        return rng.lognormvariate(math.log(self.median), sigma)
+        return max(self.floor, rng.lognormvariate(math.log(self.median), sigma))
 
     def scaled(self, factor: float) -> Spread:
-        return Spread(median=self.median * factor, p99=None if self.p99 is None else self.p99 * factor)
+        return Spread(
+            median=self.median * factor,
+            p99=None if self.p99 is None else self.p99 * factor,
+            floor=self.floor * factor,
+        )
 
 
 class Bucket(_Strict):

@@ -71,7 +71,9 @@ def test_fargate_task_shows_every_status_in_order_at_scaled_aws_timings(scaled: 
     seen = watch(ecs, arn["tasks"][0]["taskArn"])
     assert [s for s, _ in seen] == AWSVPC_ORDER
     dwell = dict(seen)
-    assert dwell["STOPPING"] >= 0.1  # the profile's STOPPING is seconds long; a tenth of it is still visible
+    # Each status lasts at least its floor (>= 1 s unscaled, >= 100 ms at 0.1); polling sees a bit less.
+    assert all(dwell[s] >= 0.05 for s in AWSVPC_ORDER[:-1]), dwell
+    assert dwell["STOPPING"] >= 0.25  # STOPPING lasts several seconds on AWS: >= 300 ms at 0.1
 
 
 def test_ec2_bridge_task_skips_provisioning_and_deprovisioning(scaled: Emulator) -> None:
@@ -109,6 +111,8 @@ def test_profile_scaled_multiplies_every_dwell_time() -> None:
         full, small = getattr(profile.lifecycle, name), getattr(scaled.lifecycle, name)
         assert small.median == pytest.approx(full.median * 0.1)
         assert small.p99 == pytest.approx(full.p99 * 0.1)
+        assert small.floor == pytest.approx(full.floor * 0.1)
+        assert full.floor >= 1.0  # every status stays observable: >= 100 ms at time_scale 0.1
     assert scaled.name == "aws-lifecycle" and scaled.throttling == {} and scaled.latency == {}
     assert profile.lifecycle.stopping.median >= 3  # several seconds in STOPPING, as on AWS
     with Emulator("aws-lifecycle", time_scale=0.5, runner="simulated") as em:
