@@ -70,7 +70,11 @@ Handlers = Mapping[str, Callable[[dict[str, Any]], dict[str, Any]]]
 
 
 class Host(Protocol):
-    """What the dispatcher needs of the emulator around it (the emulator imports this module, not back)."""
+    """What the dispatcher needs of the emulator around it.
+
+    One implementation (``Emulator``), against the house rule, on purpose: the server names what it
+    needs without importing the emulator, which imports the server (no import cycle).
+    """
 
     profile: Profile
     faults: FaultPlan
