@@ -129,6 +129,11 @@ class ExecutorConfig(BaseModel):
         gt=0,
         description="Seconds a task may be MISSING from DescribeTasks (eventual consistency) before it fails.",
     )
+    poll_interval: float = Field(
+        2.0,
+        ge=0.1,
+        description="Seconds between DescribeTasks rounds over the running tasks (100 per call).",
+    )
     check_health_on_startup: bool = Field(True, description="Check credentials, cluster and task definition at start.")
     queue_profiles: Annotated[dict[str, QueueProfile], BeforeValidator(_json_value)] = Field(
         default_factory=dict, description="JSON: Airflow queue name -> run settings for that queue."

@@ -193,6 +193,7 @@ class EcsExecutor(BaseExecutor):
             EcsClient(client, self.config.cluster),
             launch_rate=self.config.launch_rate,
             launch_concurrency=self.config.launch_concurrency,
+            poll_interval=self.config.poll_interval,
         )
         self.log.info(
             "EcsExecutor started: cluster %s, task definition %s, launch rate %.1f/s",

@@ -30,6 +30,29 @@ def _airflow_models() -> None:
         configure_mappers()
 
 
+# The failure classification, the queueing rules and adoption also run on AWS's lifecycle: every
+# status in ECS's order with AWS-like dwell times (scaled down to a tenth), polled often enough that
+# the executor sees the intermediate states (STOPPING, DEACTIVATING, ...) a task passes through.
+AWS_TIMED_MODULES = frozenset({"test_executor", "test_queueings", "test_lifecycle_duties"})
+AWS_TIME_SCALE = 0.1
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "emulator_profile" in metafunc.fixturenames:
+        module = metafunc.module.__name__.rsplit(".", 1)[-1]
+        profiles = ["fast", "aws-lifecycle"] if module in AWS_TIMED_MODULES else ["fast"]
+        metafunc.parametrize("emulator_profile", profiles)
+
+
+@pytest.fixture
+def emulator(emulator_profile: str) -> Iterator[Emulator]:
+    """The emulator on the fast profile, or on AWS's lifecycle timings for the modules above."""
+    scale = AWS_TIME_SCALE if emulator_profile == "aws-lifecycle" else None
+    with Emulator(emulator_profile, validate_responses=True, time_scale=scale) as em:
+        yield em
+        assert em.shape_problems == [], em.shape_problems
+
+
 @pytest.fixture
 def ecs_setup(emulator: Emulator) -> Any:
     ecs = aws_client("ecs", emulator.endpoint_url)
@@ -66,6 +89,7 @@ def executor_env(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> dict[st
         "AIRFLOW__ECS_EXECUTOR__CONTAINER_NAME": "base",
         "AIRFLOW__ECS_EXECUTOR__ENDPOINT_URL": emulator.endpoint_url,
         "AIRFLOW__ECS_EXECUTOR__REGION_NAME": "us-east-1",
+        "AIRFLOW__ECS_EXECUTOR__POLL_INTERVAL": "0.2",
         "AIRFLOW_CONN_AWS_DEFAULT": '{"conn_type": "aws", "login": "testing", "password": "testing"}',
     }
     for k, v in env.items():

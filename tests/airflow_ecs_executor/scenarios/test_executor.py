@@ -211,3 +211,28 @@ def test_launch_timeout_fails_only_what_never_started(
         assert [t["lastStatus"] for t in emulator.tasks()] == ["RUNNING"]  # the starved one was never placed
     finally:
         ex.terminate()
+
+
+def test_intermediate_states_are_seen_on_aws_timings(
+    executor: Any, emulator: Emulator, emulator_profile: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On AWS's lifecycle a task that fails to start is seen STOPPING before STOPPED; it is relaunched."""
+    if emulator_profile != "aws-lifecycle":
+        pytest.skip("on the fast profile a task passes its intermediate states in milliseconds")
+    from airflow_ecs_executor.core import decide as core
+
+    seen: list[tuple[str, bool]] = []
+    real = core.decide
+
+    def recording(rec: Any, event: Any, now: float, policy: Any) -> Any:
+        if isinstance(event, core.Observed):
+            seen.append((event.observation.last_status, event.observation.started))
+        return real(rec, event, now, policy)
+
+    monkeypatch.setattr(core, "decide", recording)
+    emulator.inject("fail_to_start", reason="CannotPullContainerError")
+    final = run(executor, [workload("ok")])
+    assert states(final) == {"ok": "success"}
+    statuses = {status for status, _ in seen}
+    assert {"PENDING", "RUNNING", "STOPPED"} <= statuses
+    assert ("STOPPING", False) in seen or ("DEACTIVATING", False) in seen, seen
