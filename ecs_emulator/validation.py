@@ -169,7 +169,8 @@ FARGATE_PLATFORMS = {"LATEST": "1.4.0", "1.4.0": "1.4.0", "1.3.0": "1.3.0"}
 LARGE_FARGATE_CPU = 8192
 # DescribeTasks: "A list of up to 100 task IDs or full ARN entries." (ECS API model)
 MAX_DESCRIBE = 100
-# StopTask reason: at most 255 characters (the API reference, StopTask request parameters).
+# StopTask reason: "Up to 255 characters are allowed in this message" (ECS API model, StopTask.reason,
+# in the versions the SDKs were generated from; today's botocore model no longer states the limit).
 MAX_STOP_REASON = 255
 # ListTasks filters other than the cluster: "When you specify startedBy as the filter, it must be the
 # only filter that you use." (ECS API model, ListTasks.startedBy)

@@ -48,7 +48,8 @@ def test_delete_cluster_with_active_tasks(ecs: Any) -> None:
 
 
 def test_stop_reason_over_255_characters_is_refused(ecs: Any) -> None:
-    """API_StopTask.html, reason: up to 255 characters."""
+    """ECS API model, StopTask.reason (as published until recently, e.g. in the SDKs generated from it):
+    "Up to 255 characters are allowed in this message"."""
     ec2_setup(ecs)
     arn = ecs.run_task(cluster="c", taskDefinition="fam")["tasks"][0]["taskArn"]
     assert refused(lambda: ecs.stop_task(cluster="c", task=arn, reason="x" * 256))[0] == "InvalidParameterException"
