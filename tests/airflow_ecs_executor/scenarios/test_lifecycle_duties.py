@@ -193,6 +193,7 @@ def test_adopted_task_in_another_cluster_is_described_there(
 ) -> None:
     """Every ARN is described in the cluster its ARN names (AWS refuses another cluster's ARN)."""
     ecs_setup.create_cluster(clusterName="other")
+    emulator.register_container_instances("other", count=1, cpu=4096, memory=8192)
     item = workload("ok", executor_config={"cluster": "other"})
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW__ECS_EXECUTOR__EXECUTOR_CONFIG_ALLOWLIST", "cluster")
