@@ -142,6 +142,7 @@ EXECUTION_ROLE_CALLS = [
     Call("ecr:GetDownloadUrlForLayer", IMAGE_REPOSITORY),
     Call("ecr:BatchGetImage", IMAGE_REPOSITORY),
     Call("logs:CreateLogStream", LOG_GROUP_ARN),
+    Call("logs:CreateLogStream", f"{LOG_GROUP_ARN}:log-stream:airflow/base/{TASK_ID}"),
     Call("logs:PutLogEvents", STREAM),
 ]
 
@@ -201,6 +202,7 @@ OTHER_TASK = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/other/{TASK_ID}"
         Call("iam:PassRole", TASK_ROLE),
         Call("ecs:DescribeClusters", OTHER_CLUSTER),
         Call("logs:GetLogEvents", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/other:log-stream:x"),
+        Call("logs:GetLogEvents", f"{LOG_GROUP_ARN}-other:log-stream:x"),
         Call("ecs:RegisterTaskDefinition", "*"),
         Call("ecs:UpdateCluster", CLUSTER),
     ],
@@ -232,6 +234,8 @@ def test_api_server_policy_only_reads(call: Call) -> None:
         Call("ecr:BatchGetImage", f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/someone-elses"),
         Call("ecr:BatchGetImage", f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/airflow-ecs"),
         Call("logs:PutLogEvents", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/other:log-stream:x"),
+        Call("logs:PutLogEvents", f"{LOG_GROUP_ARN}-other:log-stream:x"),  # a group whose name starts like ours
+        Call("logs:CreateLogStream", f"{LOG_GROUP_ARN}-other"),
         Call("logs:CreateLogGroup", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/other"),
         Call("s3:GetObject", "arn:aws:s3:::any-bucket/key"),
     ],
@@ -307,3 +311,36 @@ def test_every_aws_operation_in_the_product_is_evaluated() -> None:
     for operation in found:
         for action in _ACTIONS_OF_OPERATIONS[operation]:
             assert action in evaluated, (operation, action)
+
+
+def _hand_written_scheduler_policy() -> dict[str, Any]:
+    """The scheduler policy docs/reliability.md gives for a set-up without the template, with its placeholders filled."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "reliability.md").read_text()
+    blocks = [b for b in re.findall(r"```json\n(.*?)```", text, re.DOTALL) if "RunTheTaskDefinitionOnTheCluster" in b]
+    assert len(blocks) == 1, "docs/reliability.md no longer has one hand-written scheduler policy"
+    filled = (
+        blocks[0]
+        .replace("REGION", REGION)
+        .replace("ACCOUNT", ACCOUNT)
+        .replace("role/EXECUTION_ROLE", EXECUTION_ROLE.split(":", 5)[5])
+        .replace("role/TASK_ROLE", TASK_ROLE.split(":", 5)[5])
+    )
+    return dict(json.loads(filled))
+
+
+@pytest.mark.parametrize("call", SCHEDULER_CALLS, ids=str)
+def test_hand_written_scheduler_policy_allows_what_the_executor_calls(call: Call) -> None:
+    assert allowed([_hand_written_scheduler_policy()], call)
+
+
+def test_hand_written_scheduler_policy_denies_outside_its_cluster() -> None:
+    policy = _hand_written_scheduler_policy()
+    assert not allowed(
+        [policy],
+        Call(
+            "ecs:RunTask",
+            f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/airflow-task:7",
+            {"ecs:cluster": OTHER_CLUSTER},
+        ),
+    )
+    assert not allowed([policy], Call("ecs:StopTask", OTHER_TASK, {"ecs:cluster": OTHER_CLUSTER}))
