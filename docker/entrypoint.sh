@@ -25,15 +25,28 @@ case "$url" in
   http://*|https://*) ;;
   *) fail "AIRFLOW__CORE__EXECUTION_API_SERVER_URL=$url is not an http(s) URL" ;;
 esac
-host="${url#*://}"; host="${host%%/*}"; host="${host%%:*}"
-if [[ "$host" == "localhost" || "$host" == 127.* || "$host" == "[::1]" ]] && [[ "${ECS_EXECUTOR_ALLOW_LOOPBACK:-}" != "1" ]]; then
+# The host of the URL: no path, query or fragment, no user info, no port; brackets kept for IPv6.
+authority="${url#*://}"; authority="${authority%%[/?#]*}"; authority="${authority##*@}"
+if [[ "$authority" == \[* ]]; then
+  host="${authority%%]*}]"
+else
+  host="${authority%%:*}"
+fi
+host="${host,,}"; host="${host%.}"
+is_loopback() {
+  case "$1" in
+    localhost|*.localhost|127.*|0.0.0.0|0|"[::1]"|"[::]"|"[0:0:0:0:0:0:0:1]"|"[0:0:0:0:0:0:0:0]"|"[::ffff:127."*) return 0 ;;
+    *) return 1 ;;
+  esac
+}
+if is_loopback "$host" && [[ "${ECS_EXECUTOR_ALLOW_LOOPBACK:-}" != "1" ]]; then
   fail "AIRFLOW__CORE__EXECUTION_API_SERVER_URL=$url points at the task itself; use the API server's address inside the VPC (ECS_EXECUTOR_ALLOW_LOOPBACK=1 for local runs)"
 fi
 
 # 2. DAGs: baked into the image, or a DAG bundle configured through the environment.
 if [[ -z "${AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST:-}" ]]; then
   if ! find "$DAGS_FOLDER" -name '*.py' -print -quit 2>/dev/null | grep -q .; then
-    fail "no DAG files in $DAGS_FOLDER and no AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST: bake DAGs into the image (--build-arg DAGS_DIR=...) or configure a git/S3 DAG bundle"
+    fail "no DAG files in $DAGS_FOLDER and no AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST: bake DAGs into the image (--build-arg DAGS_DIR=...) or set AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST in the task definition (the template's DagBundleConfigList) for a git/S3 DAG bundle"
   fi
 fi
 

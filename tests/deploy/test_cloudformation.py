@@ -1,38 +1,32 @@
-"""deploy/cloudformation.yaml: valid by cfn-lint, outputs one to one with [ecs_executor] keys, least privilege."""
+"""deploy/cloudformation.yaml: valid by cfn-lint, outputs one to one with [ecs_executor] keys, safe defaults."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
+import pytest
 
 from airflow_ecs_executor.config import ExecutorConfig
+from tests.deploy.render import TEMPLATE, Stack, load_template
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "cloudformation.yaml"
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """YAML with CloudFormation's short-form tags kept as {tag: value}."""
-
-
-def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {suffix: value}
+REQUIRED = {
+    "VpcId": "vpc-0a1b2c3d",
+    "SubnetIds": "subnet-0a1b2c3d,subnet-4e5f6a7b",
+    "Image": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/airflow-ecs:3.3.2",
+    "ExecutionApiServerUrl": "https://airflow.internal/execution/",
+}
 
 
-_CfnLoader.add_multi_constructor("!", _tagged)
+def stack(**parameters: str) -> Stack:
+    return Stack({**REQUIRED, **parameters})
 
 
 def template() -> dict[str, Any]:
-    return dict(yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader))
+    return load_template()
 
 
 def test_cfn_lint_passes() -> None:
@@ -53,30 +47,118 @@ def test_outputs_map_to_executor_keys() -> None:
     assert {"cluster", "task_definition", "container_name", "subnets", "security_groups"} <= set(keys.values())
 
 
-def test_cluster_has_fargate_and_spot_and_logs_have_retention() -> None:
-    resources = template()["Resources"]
-    assert resources["Cluster"]["Properties"]["CapacityProviders"] == ["FARGATE", "FARGATE_SPOT"]
-    assert "RetentionInDays" in resources["LogGroup"]["Properties"]
-    options = resources["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]["LogConfiguration"]
+def test_outputs_parse_as_executor_config() -> None:
+    s = stack()
+    section = {
+        key: str(s.output(name))
+        for name, output in template()["Outputs"].items()
+        if (key := output["Description"].split()[1] if output["Description"].startswith("[ecs_executor] ") else "")
+    }
+    cfg = ExecutorConfig.model_validate(section)
+    assert cfg.assign_public_ip is True
+    assert cfg.subnets == ["subnet-0a1b2c3d", "subnet-4e5f6a7b"]
+
+
+def test_on_demand_by_default_spot_is_opt_in() -> None:
+    cluster = stack().properties("Cluster")
+    assert cluster["CapacityProviders"] == ["FARGATE", "FARGATE_SPOT"]  # Spot stays available per queue
+    assert cluster["DefaultCapacityProviderStrategy"] == [{"CapacityProvider": "FARGATE", "Weight": 1, "Base": 0}]
+    assert json.loads(stack().output("CapacityProviderStrategy")) == [{"capacityProvider": "FARGATE", "weight": 1}]
+    spot = stack(SpotWeight="3")
+    assert spot.properties("Cluster")["DefaultCapacityProviderStrategy"][1] == {
+        "CapacityProvider": "FARGATE_SPOT",
+        "Weight": "3",
+    }
+    assert json.loads(spot.output("CapacityProviderStrategy"))[1] == {"capacityProvider": "FARGATE_SPOT", "weight": 3}
+    assert "interrupt" in template()["Parameters"]["SpotWeight"]["Description"]  # the trade-off is stated
+
+
+def test_api_server_port_matches_an_https_url_by_default() -> None:
+    spec = template()["Parameters"]["ApiServerPort"]
+    assert spec["Default"] == 443
+    assert "443" in spec["Description"] and "https://" in spec["Description"]
+    ingress = stack(ApiServerSecurityGroupId="sg-0api").properties("ApiServerFromTasks")
+    assert (ingress["FromPort"], ingress["ToPort"]) == ("443", "443")
+
+
+@pytest.mark.parametrize(("value", "expected"), [("true", "true"), ("false", "false")])
+def test_public_ip_is_a_parameter_on_by_default(value: str, expected: str) -> None:
+    assert template()["Parameters"]["AssignPublicIp"]["Default"] == "true"  # a default VPC: public subnets, no NAT
+    assert stack(AssignPublicIp=value).output("AssignPublicIp") == expected
+
+
+def test_egress_is_https_unless_opened() -> None:
+    (rule,) = stack().properties("TaskSecurityGroup")["SecurityGroupEgress"]
+    assert (rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) == ("tcp", 443, 443)
+    (rule,) = stack(TaskEgress="all").properties("TaskSecurityGroup")["SecurityGroupEgress"]
+    assert rule["IpProtocol"] == "-1" and rule["CidrIp"] == "0.0.0.0/0"
+
+
+def environment(s: Stack) -> dict[str, str]:
+    (container,) = s.properties("TaskDefinition")["ContainerDefinitions"]
+    return {e["Name"]: e["Value"] for e in container["Environment"]}
+
+
+def test_dag_bundle_reaches_the_tasks() -> None:
+    assert "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST" not in environment(stack())
+    bundle = '[{"name": "dags", "classpath": "airflow.providers.git.bundles.git.GitDagBundle", "kwargs": {}}]'
+    env = environment(stack(DagBundleConfigList=bundle))
+    assert env["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] == bundle
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == REQUIRED["ExecutionApiServerUrl"]
+
+
+def test_log_group_is_retained_and_optionally_encrypted() -> None:
+    resource = template()["Resources"]["LogGroup"]
+    assert resource["DeletionPolicy"] == "Retain"
+    assert resource["UpdateReplacePolicy"] == "Retain"
+    assert "KmsKeyId" not in stack().properties("LogGroup")
+    key = "arn:aws:kms:eu-west-1:123456789012:key/0a1b2c3d-0000-1111-2222-333344445555"
+    assert stack(LogKmsKeyArn=key).properties("LogGroup")["KmsKeyId"] == key
+    assert "RetentionInDays" in stack().properties("LogGroup")
+
+
+def test_container_insights_is_a_parameter_off_by_default() -> None:
+    settings = stack().properties("Cluster")["ClusterSettings"]
+    assert settings == [{"Name": "containerInsights", "Value": "disabled"}]
+    settings = stack(ContainerInsights="enhanced").properties("Cluster")["ClusterSettings"]
+    assert settings == [{"Name": "containerInsights", "Value": "enhanced"}]
+
+
+def test_execution_role_has_no_aws_managed_policy() -> None:
+    role = stack().properties("ExecutionRole")
+    assert "ManagedPolicyArns" not in role
+    assert role["Policies"]
+
+
+def test_subnets_must_belong_to_the_vpc() -> None:
+    (assertion,) = template()["Rules"]["SubnetsInTheVpc"]["Assertions"]
+    assert assertion["Assert"] == {
+        "Fn::EachMemberEquals": [{"Fn::ValueOfAll": ["AWS::EC2::Subnet::Id", "VpcId"]}, {"Ref": "VpcId"}]
+    }
+
+
+def test_awslogs_matches_the_log_group() -> None:
+    s = stack()
+    (container,) = s.properties("TaskDefinition")["ContainerDefinitions"]
+    options = container["LogConfiguration"]
     assert options["LogDriver"] == "awslogs"
-    assert "awslogs-stream-prefix" in options["Options"]
+    assert options["Options"]["awslogs-group"] == "/ecs/airflow/airflow-task" == s.output("LogGroupName")
+    assert options["Options"]["awslogs-stream-prefix"] == "airflow"
 
 
-def test_scheduler_policy_is_least_privilege() -> None:
-    statements = template()["Resources"]["SchedulerPolicy"]["Properties"]["PolicyDocument"]["Statement"]
-    by_action: dict[str, dict[str, Any]] = {}
-    for statement in statements:
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        for action in actions:
-            by_action[action] = statement
-    assert all(s["Effect"] == "Allow" for s in statements)
-    assert not any(a.endswith("*") for a in by_action)  # no wildcard actions
-    assert "task-definition/${TaskFamily}:*" in by_action["ecs:RunTask"]["Resource"]["Sub"]
-    assert "ecs:cluster" in by_action["ecs:RunTask"]["Condition"]["ArnEquals"]
-    assert by_action["iam:PassRole"]["Condition"]["StringEquals"]["iam:PassedToService"] == "ecs-tasks.amazonaws.com"
-    assert len(by_action["iam:PassRole"]["Resource"]) == 2  # the execution and task roles only
-    for action in ("ecs:DescribeTasks", "ecs:StopTask", "ecs:ListTasks"):
-        assert "ecs:cluster" in by_action[action]["Condition"]["ArnEquals"]
-    assert "${LogGroup.Arn}" in by_action["logs:GetLogEvents"]["Resource"]["Sub"]
-    # Only DescribeTaskDefinition (no resource-level permissions in ECS) has Resource "*".
-    assert [a for a, s in by_action.items() if s["Resource"] == "*"] == ["ecs:DescribeTaskDefinition"]
+def test_policies_have_no_wildcard_actions_and_star_only_where_iam_needs_it() -> None:
+    s = stack()
+    documents = {
+        "SchedulerPolicy": s.properties("SchedulerPolicy")["PolicyDocument"],
+        "ApiServerPolicy": s.properties("ApiServerPolicy")["PolicyDocument"],
+        "ExecutionRole": s.properties("ExecutionRole")["Policies"][0]["PolicyDocument"],
+    }
+    # No resource-level permissions for these two (Service Authorization Reference), hence Resource "*".
+    star_allowed = {"ecs:DescribeTaskDefinition", "ecr:GetAuthorizationToken"}
+    for name, document in documents.items():
+        for statement in document["Statement"]:
+            assert statement["Effect"] == "Allow"
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            assert not any("*" in a for a in actions), name
+            if statement["Resource"] == "*":
+                assert set(actions) <= star_allowed, (name, actions)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,8 +24,9 @@ def test_dockerfile_passes_hadolint() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_entrypoint_passes_shellcheck() -> None:
-    done = subprocess.run([BIN / "shellcheck", ENTRYPOINT], capture_output=True, text=True, check=False)
+def test_scripts_pass_shellcheck() -> None:
+    scripts = [ENTRYPOINT, ROOT / "docker" / "check-dags.sh"]
+    done = subprocess.run([BIN / "shellcheck", *scripts], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -82,6 +84,47 @@ def test_refuses_to_start_without_a_usable_api_server_url(
     assert done.stdout == ""  # the official entry point never ran
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("http://localhost:8080/execution/", id="localhost"),
+        pytest.param("http://LOCALHOST:8080/execution/", id="upper-case"),
+        pytest.param("http://localhost./execution/", id="trailing-dot"),
+        pytest.param("http://api.localhost/execution/", id="localhost-subdomain"),
+        pytest.param("http://user@localhost:8080/execution/", id="user-info"),
+        pytest.param("http://user:secret@127.0.0.1/execution/", id="user-password"),
+        pytest.param("http://127.0.0.1:8080/execution/", id="ipv4-loopback"),
+        pytest.param("http://127.1.2.3/execution/", id="ipv4-loopback-range"),
+        pytest.param("http://0.0.0.0:8080/execution/", id="unspecified-ipv4"),
+        pytest.param("http://[::1]:8080/execution/", id="ipv6-loopback-port"),
+        pytest.param("http://[::1]/execution/", id="ipv6-loopback"),
+        pytest.param("http://[::]:8080/execution/", id="unspecified-ipv6"),
+        pytest.param("http://[::ffff:127.0.0.1]:8080/execution/", id="ipv4-mapped"),
+        pytest.param("http://127.0.0.1?x=1", id="query-without-path"),
+    ],
+)
+def test_loopback_urls_are_refused(image_root: dict[str, str], url: str) -> None:
+    done = entrypoint({**image_root, "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": url}, *COMMAND)
+    assert done.returncode == 64, done.stdout
+    assert "points at the task itself" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("https://airflow.internal/execution/", id="name"),
+        pytest.param("http://10.0.0.12:8080/execution/", id="private-ipv4"),
+        pytest.param("http://[fd00::12]:8080/execution/", id="private-ipv6"),
+        pytest.param("https://user@airflow.internal/execution/", id="user-info"),
+        pytest.param("https://localhost.example.com/execution/", id="localhost-prefix"),
+        pytest.param("https://airflow.internal/execution/#@localhost", id="fragment-after-host"),
+    ],
+)
+def test_non_loopback_urls_are_accepted(image_root: dict[str, str], url: str) -> None:
+    done = entrypoint({**image_root, "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": url}, *COMMAND)
+    assert done.returncode == 0, done.stderr
+
+
 def test_loopback_allowed_for_local_runs(image_root: dict[str, str]) -> None:
     env = {
         **image_root,
@@ -104,6 +147,98 @@ def test_needs_dags_baked_in_or_a_bundle(image_root: dict[str, str], tmp_path: P
     assert "no DAG files" in done.stderr
     bundle = '[{"name": "dags", "classpath": "airflow.providers.git.bundles.git.GitDagBundle", "kwargs": {}}]'
     assert entrypoint({**env, "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": bundle}, *COMMAND).returncode == 0
+
+
+def check_dags(folder: Path, from_bundle: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", ROOT / "docker" / "check-dags.sh", folder, from_bundle], capture_output=True, text=True, check=False
+    )
+
+
+def test_build_refuses_an_image_whose_every_task_would_exit_64(tmp_path: Path) -> None:
+    default_dags = ROOT / "docker" / "dags"  # the Dockerfile's default DAGS_DIR: no DAG file
+    done = check_dags(default_dags, "false")
+    assert done.returncode == 1
+    assert "DAGS_FROM_BUNDLE=true" in done.stderr
+    assert "DAGS_DIR" in done.stderr
+    assert check_dags(default_dags, "true").returncode == 0
+    assert check_dags(default_dags, "maybe").returncode == 2
+    (tmp_path / "etl.py").write_text("# a DAG file\n")
+    assert check_dags(tmp_path, "false").returncode == 0
+
+
+def dockerfile() -> str:
+    return (ROOT / "docker" / "Dockerfile").read_text()
+
+
+def test_dockerfile_checks_dags_at_build_and_skips_the_database_check() -> None:
+    text = dockerfile()
+    assert 'RUN /tmp/check-dags.sh /opt/airflow/dags "${DAGS_FROM_BUNDLE}"' in text
+    assert "ARG DAGS_FROM_BUNDLE=false" in text
+    # The official entry point runs `airflow db check` before every command unless this is 0.
+    assert "CONNECTION_CHECK_MAX_COUNT=0" in text
+    assert "--platform linux/amd64" in text  # the task definition pins X86_64
+
+
+def _pattern(pattern: str) -> re.Pattern[str]:
+    """A .dockerignore pattern as a regex: '**' spans directories, '*' and '?' stay within one, [...] is a class."""
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        elif pattern[i] == "[":
+            close = pattern.index("]", i)
+            out, i = out + pattern[i : close + 1], close + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out)
+
+
+def _ignored(patterns: list[str], path: str) -> bool:
+    """Docker's rule for a path: the last matching pattern wins; '!' re-includes; a match on a parent counts."""
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    result = False
+    for line in patterns:
+        negate = line.startswith("!")
+        regex = _pattern(line.removeprefix("!"))
+        if any(regex.fullmatch(prefix) for prefix in prefixes):
+            result = not negate
+    return result
+
+
+def test_build_context_leaves_out_venv_git_tests_and_caches() -> None:
+    lines = (ROOT / "docker" / "Dockerfile.dockerignore").read_text().splitlines()
+    patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    for path in (
+        ".venv/lib/python3.11/site-packages/airflow/__init__.py",
+        ".venv-airflow-3.1/bin/python",
+        ".git/HEAD",
+        "tests/docker/test_image.py",
+        "airflow_ecs_executor/__pycache__/config.cpython-311.pyc",
+        ".mypy_cache/3.11/x.json",
+        ".ruff_cache/x",
+        ".pytest_cache/v/x",
+        "airflow_ecs_executor.egg-info/PKG-INFO",
+    ):
+        assert _ignored(patterns, path), path
+    # What the Dockerfile copies stays in the context.
+    for path in (
+        "pyproject.toml",
+        "README.md",
+        "airflow_ecs_executor/config.py",
+        "docker/entrypoint.sh",
+        "docker/check-dags.sh",
+        "docker/dags/README.md",
+        "dags/etl.py",
+    ):
+        assert not _ignored(patterns, path), path
 
 
 def test_static_keys_next_to_a_task_role_are_flagged(image_root: dict[str, str]) -> None:
@@ -134,7 +269,15 @@ def test_image_builds_and_runs_a_task_through_the_emulator() -> None:
     from ecs_emulator import Emulator
 
     tag = "airflow-ecs-executor-test:latest"
-    subprocess.run(["docker", "build", "-f", "docker/Dockerfile", "-t", tag, "."], cwd=ROOT, check=True, timeout=1500)
+    subprocess.run(
+        [
+            *("docker", "build", "--platform", "linux/amd64", "-f", "docker/Dockerfile"),
+            *("--build-arg", "DAGS_FROM_BUNDLE=true", "-t", tag, "."),
+        ],
+        cwd=ROOT,
+        check=True,
+        timeout=1500,
+    )
     with Emulator("fast", runner="docker") as emulator:
         ecs = boto3.client(
             "ecs",

@@ -1,0 +1,346 @@
+"""The template's IAM policies, rendered with realistic parameters and evaluated against the calls each principal makes.
+
+Actions and resources are matched by moto's IAM policy evaluator (``moto.iam.access_control``). moto evaluates
+only ``StringEquals`` conditions and treats a context key missing from the request as a match, where IAM treats
+it as no match; the condition operators these policies use are therefore evaluated here, with IAM's rules, and
+a policy using any other operator fails the test rather than being waved through.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import pytest
+from moto.iam.access_control import IAMPolicyStatement, PermissionResult
+
+from tests.deploy.render import Stack
+
+REGION, ACCOUNT = "eu-west-1", "123456789012"
+IMAGE_REPOSITORY = f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/airflow-ecs"
+PARAMETERS: Mapping[str, str] = {
+    "VpcId": "vpc-0a1b2c3d",
+    "SubnetIds": "subnet-0a1b2c3d,subnet-4e5f6a7b",
+    "Image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/airflow-ecs:3.3.2",
+    "ImageRepositoryArn": IMAGE_REPOSITORY,
+    "ExecutionApiServerUrl": "https://airflow.internal/execution/",
+    "ApiServerSecurityGroupId": "sg-0apiserver",
+    "SchedulerRoleName": "airflow-scheduler",
+    "ApiServerRoleName": "airflow-api-server",
+}
+CLUSTER = f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/airflow"
+OTHER_CLUSTER = f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/other"
+TASK_ID = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+TASK = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/airflow/{TASK_ID}"
+LOG_GROUP = "/ecs/airflow/airflow-task"
+LOG_GROUP_ARN = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{LOG_GROUP}"
+STREAM = f"{LOG_GROUP_ARN}:log-stream:airflow/base/{TASK_ID}"
+EXECUTION_ROLE = f"arn:aws:iam::{ACCOUNT}:role/airflow-ecs-ExecutionRole-1A2B3C4D5E6F"
+TASK_ROLE = f"arn:aws:iam::{ACCOUNT}:role/airflow-ecs-TaskRole-1A2B3C4D5E6F"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One AWS call as IAM sees it: the action, the resource it names, and the request context keys."""
+
+    action: str
+    resource: str
+    context: Mapping[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.action} on {self.resource} {dict(self.context) or ''}"
+
+
+def _arn_like(pattern: str, value: str) -> bool:
+    # ArnLike/ArnEquals compare each of the six colon-separated parts; '*' and '?' are wildcards within a part
+    # (the last part, the resource, may itself contain colons).
+    want, got = pattern.split(":", 5), value.split(":", 5)
+    return len(want) == len(got) == 6 and all(fnmatch.fnmatchcase(g, w) for w, g in zip(want, got, strict=True))
+
+
+_OPERATORS = {
+    "StringEquals": lambda want, got: want == got,
+    "StringLike": lambda want, got: fnmatch.fnmatchcase(got, want),
+    "ArnEquals": _arn_like,
+    "ArnLike": _arn_like,
+}
+
+
+def _conditions_hold(conditions: Mapping[str, Mapping[str, Any]], context: Mapping[str, str]) -> bool:
+    for operator, keys in conditions.items():
+        assert operator in _OPERATORS, f"condition operator {operator} is not evaluated by this test: add it"
+        for key, wanted in keys.items():
+            if key not in context:  # IAM: a key absent from the request context matches nothing
+                return False
+            values = wanted if isinstance(wanted, list) else [wanted]
+            if not any(_OPERATORS[operator](str(v), context[key]) for v in values):
+                return False
+    return True
+
+
+def allowed(policies: list[Mapping[str, Any]], call: Call) -> bool:
+    """IAM's identity-policy logic: an explicit Deny wins, else any Allow whose conditions hold, else denied."""
+    verdict = False
+    for policy in policies:
+        statements = policy["Statement"]
+        for statement in statements if isinstance(statements, list) else [statements]:
+            bare = {k: v for k, v in statement.items() if k != "Condition"}
+            matched = IAMPolicyStatement(bare).is_action_permitted(call.action, call.resource)
+            if matched is PermissionResult.NEUTRAL:
+                continue
+            if not _conditions_hold(statement.get("Condition", {}), call.context):
+                continue
+            if statement["Effect"] == "Deny":
+                return False
+            verdict = True
+    return verdict
+
+
+def stack(**overrides: str) -> Stack:
+    return Stack({**PARAMETERS, **overrides}, region=REGION, account=ACCOUNT)
+
+
+def policy_of(s: Stack, logical: str) -> dict[str, Any]:
+    return dict(s.properties(logical)["PolicyDocument"])
+
+
+def inline_policies_of(s: Stack, logical: str) -> list[dict[str, Any]]:
+    return [dict(p["PolicyDocument"]) for p in s.properties(logical).get("Policies", [])]
+
+
+# What each principal calls in an end-to-end run, and where. The scheduler: EcsExecutor's launcher and
+# tracker (RunTask with tags, so TagResource; PassRole of both roles), adoption and the start-up check.
+# The API server: the log reader (airflow_ecs_executor/logs.py, aws/logs.py). The execution role: what ECS
+# does for a task before and while its container runs (image pull, awslogs).
+SCHEDULER_CALLS = [
+    Call("ecs:RunTask", f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/airflow-task:7", {"ecs:cluster": CLUSTER}),
+    Call("ecs:TagResource", TASK, {"ecs:CreateAction": "RunTask"}),
+    Call("iam:PassRole", EXECUTION_ROLE, {"iam:PassedToService": "ecs-tasks.amazonaws.com"}),
+    Call("iam:PassRole", TASK_ROLE, {"iam:PassedToService": "ecs-tasks.amazonaws.com"}),
+    Call("ecs:DescribeTasks", TASK, {"ecs:cluster": CLUSTER}),
+    Call("ecs:StopTask", TASK, {"ecs:cluster": CLUSTER}),
+    Call("ecs:ListTasks", f"arn:aws:ecs:{REGION}:{ACCOUNT}:container-instance/airflow/*", {"ecs:cluster": CLUSTER}),
+    Call("ecs:DescribeClusters", CLUSTER),
+    Call("ecs:DescribeTaskDefinition", "*"),
+    Call("logs:DescribeLogGroups", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:*"),
+    Call("logs:GetLogEvents", STREAM),
+]
+API_SERVER_CALLS = [
+    Call("ecs:DescribeTasks", TASK, {"ecs:cluster": CLUSTER}),
+    Call("ecs:DescribeTaskDefinition", "*"),
+    Call("logs:GetLogEvents", STREAM),
+]
+EXECUTION_ROLE_CALLS = [
+    Call("ecr:GetAuthorizationToken", "*"),
+    Call("ecr:BatchCheckLayerAvailability", IMAGE_REPOSITORY),
+    Call("ecr:GetDownloadUrlForLayer", IMAGE_REPOSITORY),
+    Call("ecr:BatchGetImage", IMAGE_REPOSITORY),
+    Call("logs:CreateLogStream", LOG_GROUP_ARN),
+    Call("logs:CreateLogStream", f"{LOG_GROUP_ARN}:log-stream:airflow/base/{TASK_ID}"),
+    Call("logs:PutLogEvents", STREAM),
+]
+
+
+def test_log_stream_resources_are_built_from_their_parts() -> None:
+    """CloudFormation's LogGroup.Arn ends in ':*'; a resource built from it never matches a stream."""
+    s = stack()
+    assert s.resolve({"Fn::GetAtt": ["LogGroup", "Arn"]}) == f"{LOG_GROUP_ARN}:*"  # the renderer models the trap
+    expected = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/ecs/airflow/airflow-task:log-stream:*"
+    for logical in ("SchedulerPolicy", "ApiServerPolicy"):
+        (statement,) = [st for st in policy_of(s, logical)["Statement"] if st["Sid"] == "ReadTaskLogs"]
+        assert statement["Resource"] == expected, logical
+    for document in (
+        policy_of(s, "SchedulerPolicy"),
+        policy_of(s, "ApiServerPolicy"),
+        *inline_policies_of(s, "ExecutionRole"),
+    ):
+        assert ":*:log-stream:" not in json.dumps(document)
+
+
+@pytest.mark.parametrize("call", SCHEDULER_CALLS, ids=str)
+def test_scheduler_policy_allows_what_the_executor_calls(call: Call) -> None:
+    assert allowed([policy_of(stack(), "SchedulerPolicy")], call)
+
+
+@pytest.mark.parametrize("call", API_SERVER_CALLS, ids=str)
+def test_api_server_policy_allows_what_the_log_reader_calls(call: Call) -> None:
+    assert allowed([policy_of(stack(), "ApiServerPolicy")], call)
+
+
+@pytest.mark.parametrize("call", EXECUTION_ROLE_CALLS, ids=str)
+def test_execution_role_allows_what_ecs_does_for_a_task(call: Call) -> None:
+    assert allowed(inline_policies_of(stack(), "ExecutionRole"), call)
+
+
+OTHER_TASK = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/other/{TASK_ID}"
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        Call("ecs:RunTask", f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/other-family:1", {"ecs:cluster": CLUSTER}),
+        Call(
+            "ecs:RunTask",
+            f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/airflow-task:7",
+            {"ecs:cluster": OTHER_CLUSTER},
+        ),
+        Call(
+            "ecs:RunTask", "arn:aws:ecs:us-east-1:123456789012:task-definition/airflow-task:7", {"ecs:cluster": CLUSTER}
+        ),
+        Call("ecs:DescribeTasks", OTHER_TASK, {"ecs:cluster": OTHER_CLUSTER}),
+        Call("ecs:StopTask", OTHER_TASK, {"ecs:cluster": OTHER_CLUSTER}),
+        Call("ecs:TagResource", TASK, {"ecs:CreateAction": "TagResource"}),  # retagging a running task
+        Call("ecs:TagResource", OTHER_TASK, {"ecs:CreateAction": "RunTask"}),
+        Call("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/admin", {"iam:PassedToService": "ecs-tasks.amazonaws.com"}),
+        Call("iam:PassRole", TASK_ROLE, {"iam:PassedToService": "lambda.amazonaws.com"}),
+        Call("iam:PassRole", TASK_ROLE),
+        Call("ecs:DescribeClusters", OTHER_CLUSTER),
+        Call("logs:GetLogEvents", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/other:log-stream:x"),
+        Call("logs:GetLogEvents", f"{LOG_GROUP_ARN}-other:log-stream:x"),
+        Call("ecs:RegisterTaskDefinition", "*"),
+        Call("ecs:UpdateCluster", CLUSTER),
+    ],
+    ids=str,
+)
+def test_scheduler_policy_denies_outside_its_cluster_family_and_roles(call: Call) -> None:
+    assert not allowed([policy_of(stack(), "SchedulerPolicy")], call)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        Call("ecs:RunTask", f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/airflow-task:7", {"ecs:cluster": CLUSTER}),
+        Call("ecs:StopTask", TASK, {"ecs:cluster": CLUSTER}),
+        Call("ecs:TagResource", TASK, {"ecs:CreateAction": "RunTask"}),
+        Call("iam:PassRole", TASK_ROLE, {"iam:PassedToService": "ecs-tasks.amazonaws.com"}),
+        Call("ecs:DescribeTasks", OTHER_TASK, {"ecs:cluster": OTHER_CLUSTER}),
+        Call("logs:GetLogEvents", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/other:log-stream:x"),
+    ],
+    ids=str,
+)
+def test_api_server_policy_only_reads(call: Call) -> None:
+    assert not allowed([policy_of(stack(), "ApiServerPolicy")], call)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        Call("ecr:BatchGetImage", f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/someone-elses"),
+        Call("ecr:BatchGetImage", f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/airflow-ecs"),
+        Call("logs:PutLogEvents", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/other:log-stream:x"),
+        Call("logs:PutLogEvents", f"{LOG_GROUP_ARN}-other:log-stream:x"),  # a group whose name starts like ours
+        Call("logs:CreateLogStream", f"{LOG_GROUP_ARN}-other"),
+        Call("logs:CreateLogGroup", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/other"),
+        Call("s3:GetObject", "arn:aws:s3:::any-bucket/key"),
+    ],
+    ids=str,
+)
+def test_execution_role_denies_other_repositories_and_log_groups(call: Call) -> None:
+    assert not allowed(inline_policies_of(stack(), "ExecutionRole"), call)
+
+
+def test_execution_role_without_a_repository_arn_pulls_from_this_accounts_repositories_only() -> None:
+    policies = inline_policies_of(stack(ImageRepositoryArn=""), "ExecutionRole")
+    assert allowed(policies, Call("ecr:BatchGetImage", IMAGE_REPOSITORY))
+    assert not allowed(policies, Call("ecr:BatchGetImage", "arn:aws:ecr:eu-west-1:999999999999:repository/airflow-ecs"))
+
+
+def test_task_role_has_no_permission_unless_given_some() -> None:
+    assert "ManagedPolicyArns" not in stack().properties("TaskRole")
+    assert "Policies" not in stack().properties("TaskRole")
+    arns = "arn:aws:iam::123456789012:policy/dags-s3,arn:aws:iam::123456789012:policy/remote-logging"
+    assert stack(TaskRolePolicyArns=arns).properties("TaskRole")["ManagedPolicyArns"] == arns.split(",")
+
+
+@pytest.mark.parametrize("role", ["ExecutionRole", "TaskRole"])
+def test_roles_trust_only_ecs_acting_for_this_account(role: str) -> None:
+    (statement,) = stack().properties(role)["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
+    conditions = statement["Condition"]
+    ours = {"aws:SourceAccount": ACCOUNT, "aws:SourceArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/airflow/{TASK_ID}"}
+    theirs = {"aws:SourceAccount": "999999999999", "aws:SourceArn": f"arn:aws:ecs:{REGION}:999999999999:task/x/y"}
+    assert _conditions_hold(conditions, ours)
+    assert not _conditions_hold(conditions, theirs)
+    assert not _conditions_hold(conditions, {})  # no source: no assumption
+
+
+# Boto3 operations of every client the product could create, by snake-case name, and the IAM action each
+# one needs. A call added to airflow_ecs_executor/ without an entry here fails the test below: add it to the
+# table, to the policy of the principal that makes it, and to the call lists above.
+_ACTIONS_OF_OPERATIONS = {
+    "run_task": ("ecs:RunTask", "ecs:TagResource", "iam:PassRole"),
+    "describe_tasks": ("ecs:DescribeTasks",),
+    "stop_task": ("ecs:StopTask",),
+    "list_tasks": ("ecs:ListTasks",),
+    "describe_clusters": ("ecs:DescribeClusters",),
+    "describe_task_definition": ("ecs:DescribeTaskDefinition",),
+    "describe_log_groups": ("logs:DescribeLogGroups",),
+    "get_log_events": ("logs:GetLogEvents",),
+    "get_caller_identity": (),  # STS GetCallerIdentity needs no permission
+}
+_SERVICES = ("ecs", "logs", "ec2", "iam", "sts", "sqs", "ecr", "events")
+
+
+def _operations_in_product_code() -> set[str]:
+    session = botocore.session.get_session()
+    names: set[str] = set()
+    for service in _SERVICES:
+        model = session.get_service_model(service)
+        names |= {botocore.xform_name(op) for op in model.operation_names}  # type: ignore[attr-defined]
+    package = Path(__file__).resolve().parents[2] / "airflow_ecs_executor"
+    found: set[str] = set()
+    for path in package.rglob("*.py"):
+        found |= {m for m in re.findall(r"\.([a-z_]+)\(", path.read_text()) if m in names}
+    return found
+
+
+def test_every_aws_operation_in_the_product_is_evaluated() -> None:
+    found = _operations_in_product_code()
+    assert "run_task" in found and "get_log_events" in found  # the scan sees the code
+    missing = found - set(_ACTIONS_OF_OPERATIONS)
+    assert not missing, (
+        f"AWS operations called by airflow_ecs_executor but not evaluated against the policies: {missing}"
+    )
+    evaluated = {c.action for c in SCHEDULER_CALLS + API_SERVER_CALLS}
+    for operation in found:
+        for action in _ACTIONS_OF_OPERATIONS[operation]:
+            assert action in evaluated, (operation, action)
+
+
+def _hand_written_scheduler_policy() -> dict[str, Any]:
+    """The scheduler policy docs/reliability.md gives for a set-up without the template, with its placeholders filled."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "reliability.md").read_text()
+    blocks = [b for b in re.findall(r"```json\n(.*?)```", text, re.DOTALL) if "RunTheTaskDefinitionOnTheCluster" in b]
+    assert len(blocks) == 1, "docs/reliability.md no longer has one hand-written scheduler policy"
+    filled = (
+        blocks[0]
+        .replace("REGION", REGION)
+        .replace("ACCOUNT", ACCOUNT)
+        .replace("role/EXECUTION_ROLE", EXECUTION_ROLE.split(":", 5)[5])
+        .replace("role/TASK_ROLE", TASK_ROLE.split(":", 5)[5])
+    )
+    return dict(json.loads(filled))
+
+
+@pytest.mark.parametrize("call", SCHEDULER_CALLS, ids=str)
+def test_hand_written_scheduler_policy_allows_what_the_executor_calls(call: Call) -> None:
+    assert allowed([_hand_written_scheduler_policy()], call)
+
+
+def test_hand_written_scheduler_policy_denies_outside_its_cluster() -> None:
+    policy = _hand_written_scheduler_policy()
+    assert not allowed(
+        [policy],
+        Call(
+            "ecs:RunTask",
+            f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/airflow-task:7",
+            {"ecs:cluster": OTHER_CLUSTER},
+        ),
+    )
+    assert not allowed([policy], Call("ecs:StopTask", OTHER_TASK, {"ecs:cluster": OTHER_CLUSTER}))
