@@ -146,7 +146,7 @@ class Workers:
         self._closed = threading.Event()
         self._holding = False  # end(): nothing more is sent
         self._cancelled: set[str] = set()  # queueings whose job may be in the launcher's hands
-        self._in_hand = 0  # jobs taken from the queue and not yet sent or withdrawn
+        self._in_hand: set[str] = set()  # queueings whose job the launcher took and has not sent or withdrawn
         self.launches_in_flight = 0
         self._stops: set[Future[None]] = set()
         self._stops_lock = threading.Lock()
@@ -213,7 +213,7 @@ class Workers:
                 heapq.heapify(jobs)
                 heapq.heapify(delayed)
                 self._jobs, self._delayed = jobs, delayed
-            elif self._in_hand:
+            elif queueing in self._in_hand:
                 self._cancelled.add(queueing)
             return dropped
 
@@ -232,7 +232,7 @@ class Workers:
     def launches_unsettled(self) -> int:
         """RunTask calls sent or about to be sent whose results have not been queued yet."""
         with self._cond:
-            return self._in_hand + self.launches_in_flight
+            return len(self._in_hand) + self.launches_in_flight
 
     def track(self, arns_by_cluster: Mapping[str, frozenset[str]]) -> None:
         with self._watch_lock:
@@ -291,15 +291,16 @@ class Workers:
                 while self._delayed and self._delayed[0][0] <= now:
                     heapq.heappush(self._jobs, heapq.heappop(self._delayed)[2])
                 if self._jobs and not self._holding:
-                    self._in_hand += 1
-                    return heapq.heappop(self._jobs)
+                    job = heapq.heappop(self._jobs)
+                    self._in_hand.add(job.queueing)
+                    return job
                 self._cond.wait(min(1.0, self._delayed[0][0] - now) if self._delayed else 1.0)
         return None
 
     def _release_hand(self, job: LaunchJob, *, sent: bool) -> bool:
         """The held job is sent now (True), or withdrawn because launching stopped or it was cancelled."""
         with self._cond:
-            self._in_hand -= 1
+            self._in_hand.discard(job.queueing)
             withdrawn = self._holding or job.queueing in self._cancelled
             self._cancelled.discard(job.queueing)
             if sent and not withdrawn:
@@ -321,7 +322,7 @@ class Workers:
             # The type only: the text of an unexpected exception could quote the command and its JWT.
             invalid = f"internal error ({type(exc).__name__}) while building the RunTask request: an executor bug"
         with self._cond:
-            self._in_hand -= 1
+            self._in_hand.discard(job.queueing)
         self._results.put(LaunchDone(job.queueing, job.attempt, None, None, 0.0, invalid=invalid))
         return None
 
