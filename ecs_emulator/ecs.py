@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ecs_emulator import awslogs as awslogs_driver
 from ecs_emulator.errors import (
     ClientException,
     ClusterNotFoundException,
@@ -32,7 +33,6 @@ from ecs_emulator.logs import LogsService
 from ecs_emulator.model import (
     ACCOUNT,
     TERMINAL,
-    AwsLogsTarget,
     Cluster,
     Container,
     Task,
@@ -512,15 +512,10 @@ class EcsService:
         env.setdefault("AWS_DEFAULT_REGION", self.region)
         command = override.get("command") if override.get("command") is not None else cdef.get("command")
         argv = list(cdef.get("entryPoint") or []) + list(command or [])
-        awslogs = None
-        log_config = cdef.get("logConfiguration") or {}
-        if log_config.get("logDriver") == "awslogs":
-            options = log_config.get("options") or {}
-            prefix = options.get("awslogs-stream-prefix")
-            stream = f"{prefix}/{cdef['name']}/{task_id}" if prefix else task_id
-            awslogs = AwsLogsTarget(
-                options.get("awslogs-group", ""), stream, options.get("awslogs-create-group") == "true"
-            )
+        runtime_id = f"{task_id}-{index}"
+        awslogs = awslogs_driver.target(
+            cdef.get("logConfiguration"), container_name=cdef["name"], task_id=task_id, container_id=runtime_id
+        )
         memory = override.get("memory") or cdef.get("memory") or task_memory
         return Container(
             name=cdef["name"],
@@ -534,7 +529,7 @@ class EcsService:
             cpu=int(override.get("cpu") or cdef.get("cpu") or 0),
             working_directory=cdef.get("workingDirectory"),
             awslogs=awslogs,
-            runtime_id=f"{task_id}-{index}",
+            runtime_id=runtime_id,
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -574,13 +569,9 @@ class EcsService:
         for c in task.containers:
             if c.awslogs is None:
                 continue
-            try:
-                self._logs.ensure_stream(c.awslogs.group, c.awslogs.stream, create_group=c.awslogs.create_group)
-            except Exception as exc:  # the log driver cannot start: ECS reports it as ResourceInitializationError
-                return (
-                    "ResourceInitializationError: failed to validate logger args: create stream has been retried "
-                    f"1 times: failed to create Cloudwatch log stream: ResourceNotFoundException: {exc} : exit status 1"
-                )
+            reason = awslogs_driver.start(self._logs, c.awslogs, fargate=task.launch_type == "FARGATE")
+            if reason:
+                return reason
         return None
 
     def _activate(self, task: Task) -> None:
@@ -644,7 +635,7 @@ class EcsService:
         def sink(ts: int, line: str) -> None:
             c.tail.append(line)
             if target is not None:
-                self._logs.append(target.group, target.stream, [(ts, line)])
+                self._logs.append(target.group, target.stream, awslogs_driver.events(ts, line))
 
         return sink
 
