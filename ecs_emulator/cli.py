@@ -31,7 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--runner", choices=["process", "simulated", "docker"], help="override the profile's runner")
     parser.add_argument("--region", default="us-east-1", help="Region used in ARNs (default us-east-1)")
     parser.add_argument("--retention", type=float, help="seconds a STOPPED task stays describable")
-    parser.add_argument("--validate-responses", action="store_true", help="check every response against botocore")
+    parser.add_argument(
+        "--validate-responses",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="check every response against botocore's output shapes "
+        "(default: on where ECS_EMULATOR_VALIDATE_RESPONSES=1, as under pytest)",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return parser
 
