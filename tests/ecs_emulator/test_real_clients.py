@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import warnings
 from datetime import timedelta
 from typing import Any
 
@@ -54,6 +55,19 @@ def code(*lines: str, sleep: float = 0.0, exit_code: int = 0) -> list[str]:
 
 def overrides(command: list[str]) -> dict[str, Any]:
     return {"containerOverrides": [{"name": "main", "command": command}]}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _airflow_models() -> None:
+    """Map Airflow's ORM models up front, as a worker has: Airflow 3.1 maps them on the first connection
+    lookup and warns while doing so, which under ``-W error`` would make the hook drop the connection."""
+    from airflow.models import import_all_models
+    from sqlalchemy.orm import configure_mappers
+
+    with warnings.catch_warnings():  # Airflow's models use deprecated loaders; not ours to fix
+        warnings.simplefilter("ignore")
+        import_all_models()
+        configure_mappers()
 
 
 @pytest.fixture
