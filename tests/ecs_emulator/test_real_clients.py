@@ -158,7 +158,7 @@ class TestEcsRunTaskOperator:
 
     def test_reattach_finds_the_task_still_running(self, aws: Any) -> None:
         """A second try of the same task instance (a restarted worker) attaches to the running task."""
-        command = code("reattached", sleep=3)
+        command = code("reattached", sleep=5)
         first = operator("long", command, reattach=True, wait_for_completion=False)
         first.execute({"ti": _TaskInstance("long")})
         wait_for(lambda: aws.describe_tasks(cluster=CLUSTER, tasks=[first.arn])["tasks"][0]["lastStatus"] == "RUNNING")
@@ -202,7 +202,7 @@ class TestWaitersAndLogFetcher:
             taskDefinition=FAMILY,
             launchType="FARGATE",
             networkConfiguration=NETWORK,
-            overrides=overrides(code("one", "two", "three", sleep=1)),
+            overrides=overrides(code("one", "two", "three", sleep=4)),
         )["tasks"][0]["taskArn"]
         aws.get_waiter("tasks_running").wait(cluster=CLUSTER, tasks=[arn], WaiterConfig=WAIT)
         assert aws.describe_tasks(cluster=CLUSTER, tasks=[arn])["tasks"][0]["lastStatus"] == "RUNNING"
