@@ -36,7 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="multiply every lifecycle dwell time of the profile (0.1: ten times faster; default 1)",
     )
-    parser.add_argument("--validate-responses", action="store_true", help="check every response against botocore")
+    parser.add_argument(
+        "--validate-responses",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="check every response against botocore's output shapes "
+        "(default: on where ECS_EMULATOR_VALIDATE_RESPONSES=1, as under pytest)",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return parser
 

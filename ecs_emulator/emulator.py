@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from types import TracebackType
 from typing import Any
 
-from ecs_emulator import moto_bridge
+from ecs_emulator import moto_bridge, shapes
 from ecs_emulator.ecs import DEFAULT_INSTANCE_CPU, DEFAULT_INSTANCE_MEMORY, EcsService
 from ecs_emulator.errors import AwsError
 from ecs_emulator.faults import TASK_FAULT_KINDS, FaultPlan
@@ -41,7 +41,7 @@ class Emulator:
         port: int = 0,
         runner: RunnerKind | None = None,
         region: str = "us-east-1",
-        validate_responses: bool = False,
+        validate_responses: bool | None = None,
         stopped_task_retention: float | None = None,
         time_scale: float | None = None,
     ) -> None:
@@ -56,7 +56,8 @@ class Emulator:
             updates["stopped_task_retention"] = stopped_task_retention
         self.profile = prof.model_copy(update=updates) if updates else prof
         self.region = region
-        self.validate_responses = validate_responses
+        # None: on where ECS_EMULATOR_VALIDATE_RESPONSES=1, as the pytest plugin sets it (shapes.py).
+        self.validate_responses = shapes.validation_default() if validate_responses is None else validate_responses
         self.rng = random.Random(self.profile.seed)
         self.timeline = Timeline()
         self.faults = FaultPlan(self.profile.faults, random.Random(self.rng.random()))
@@ -133,6 +134,7 @@ class Emulator:
 
     def record_shape_problems(self, api: str, problems: list[str]) -> None:
         _log.error("response of %s does not match botocore's shape: %s", api, problems)
+        shapes.report(api, problems)
         with self._counts_lock:
             self.shape_problems.extend(f"{api}: {p}" for p in problems)
 

@@ -11,9 +11,10 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
+from ecs_emulator import awslogs as awslogs_driver
 from ecs_emulator.arns import Names
 from ecs_emulator.faults import FaultPlan
-from ecs_emulator.model import AwsLogsTarget, Cluster, Container, Task, TaskDefinition
+from ecs_emulator.model import Cluster, Container, Task, TaskDefinition
 from ecs_emulator.tags import task_tags
 
 DEFAULT_STOP_TIMEOUT = 30.0  # seconds between SIGTERM and SIGKILL unless the container sets stopTimeout
@@ -99,13 +100,10 @@ def _container(
     env.setdefault("AWS_DEFAULT_REGION", names.region)
     command = override.get("command") if override.get("command") is not None else cdef.get("command")
     argv = list(cdef.get("entryPoint") or []) + list(command or [])
-    awslogs = None
-    log_config = cdef.get("logConfiguration") or {}
-    if log_config.get("logDriver") == "awslogs":
-        options = log_config.get("options") or {}
-        prefix = options.get("awslogs-stream-prefix")
-        stream = f"{prefix}/{cdef['name']}/{task_id}" if prefix else task_id
-        awslogs = AwsLogsTarget(options.get("awslogs-group", ""), stream, options.get("awslogs-create-group") == "true")
+    runtime_id = f"{task_id}-{index}"
+    awslogs = awslogs_driver.target(
+        cdef.get("logConfiguration"), container_name=cdef["name"], task_id=task_id, container_id=runtime_id
+    )
     memory = override.get("memory") or cdef.get("memory") or task_memory
     return Container(
         name=cdef["name"],
@@ -119,5 +117,5 @@ def _container(
         cpu=int(override.get("cpu") or cdef.get("cpu") or 0),
         working_directory=cdef.get("workingDirectory"),
         awslogs=awslogs,
-        runtime_id=f"{task_id}-{index}",
+        runtime_id=runtime_id,
     )

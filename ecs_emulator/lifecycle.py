@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from ecs_emulator import awslogs as awslogs_driver
 from ecs_emulator.faults import FaultPlan
 from ecs_emulator.logs import LogsService
 from ecs_emulator.model import TERMINAL, Container, Task
@@ -106,13 +107,9 @@ class TaskLifecycle:
         for c in task.containers:
             if c.awslogs is None:
                 continue
-            try:
-                self._logs.ensure_stream(c.awslogs.group, c.awslogs.stream, create_group=c.awslogs.create_group)
-            except Exception as exc:  # the log driver cannot start: ECS reports it as ResourceInitializationError
-                return (
-                    "ResourceInitializationError: failed to validate logger args: create stream has been retried "
-                    f"1 times: failed to create Cloudwatch log stream: ResourceNotFoundException: {exc} : exit status 1"
-                )
+            reason = awslogs_driver.start(self._logs, c.awslogs, fargate=task.launch_type == "FARGATE")
+            if reason:
+                return reason
         return None
 
     def _activate(self, task: Task) -> None:
@@ -177,7 +174,7 @@ class TaskLifecycle:
         def sink(ts: int, line: str) -> None:
             c.tail.append(line)
             if target is not None:
-                self._logs.append(target.group, target.stream, [(ts, line)])
+                self._logs.append(target.group, target.stream, awslogs_driver.events(ts, line))
 
         return sink
 

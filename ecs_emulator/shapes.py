@@ -3,12 +3,22 @@
 Requests are checked with botocore's parameter validator, so a malformed request gets the error a
 real client would see. Responses are checked strictly, member by member, against the operation's
 output shape: a key the model does not know, a wrong type or a value outside an enum is reported.
-Tests turn response checking on; a mismatch is a bug in the emulator.
+A mismatch is a bug in the emulator.
+
+Response checking is on wherever ``ECS_EMULATOR_VALIDATE_RESPONSES`` is set to 1 (and an
+``Emulator`` is not told otherwise): the emulator's pytest plugin sets it for the whole test
+session, so every emulator a test starts, in-process or as a child process, checks its answers.
+Problems found are also appended, one JSON line per response, to the file named by
+``ECS_EMULATOR_SHAPE_REPORT`` when it is set, which the plugin reads to fail the test (and the
+session) that saw them.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import os
+import threading
 from typing import Any
 
 import botocore.session
@@ -16,6 +26,25 @@ from botocore.model import OperationModel, ServiceModel, Shape
 from botocore.validate import ParamValidator
 
 from ecs_emulator.errors import InvalidParameterException, SerializationException, UnknownOperationException
+
+VALIDATE_ENV = "ECS_EMULATOR_VALIDATE_RESPONSES"
+REPORT_ENV = "ECS_EMULATOR_SHAPE_REPORT"
+_report_lock = threading.Lock()
+
+
+def validation_default() -> bool:
+    """Whether responses are checked when the caller does not say: ``ECS_EMULATOR_VALIDATE_RESPONSES=1``."""
+    return os.environ.get(VALIDATE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def report(api: str, problems: list[str]) -> None:
+    """Append one response's shape problems to the ``ECS_EMULATOR_SHAPE_REPORT`` file, when one is named."""
+    path = os.environ.get(REPORT_ENV)
+    if not path or not problems:
+        return
+    line = json.dumps({"pid": os.getpid(), "api": api, "problems": problems}) + "\n"
+    with _report_lock, open(path, "a", encoding="utf-8") as out:
+        out.write(line)
 
 
 @functools.cache

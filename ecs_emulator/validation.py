@@ -173,8 +173,11 @@ MAX_DESCRIBE = 100
 # in the versions the SDKs were generated from; today's botocore model no longer states the limit).
 MAX_STOP_REASON = 255
 # ListTasks filters other than the cluster: "When you specify startedBy as the filter, it must be the
-# only filter that you use." (ECS API model, ListTasks.startedBy)
-_LIST_TASKS_FILTERS = ("family", "containerInstance", "serviceName", "desiredStatus", "launchType")
+# only filter that you use." (ECS API model, ListTasks.startedBy); ECS answers "cannot specify
+# startedBy with other arguments" (aws/aws-sdk-go-v2#1893, for family and launchType). desiredStatus is
+# the exception: clients that run against ECS send it with startedBy (the amazon provider's
+# EcsRunTaskOperator reattach, since 2023), so ECS accepts that pair.
+_LIST_TASKS_FILTERS = ("family", "containerInstance", "serviceName", "launchType")
 
 
 def check_ec2_task_cpu(cpu: int | None) -> None:

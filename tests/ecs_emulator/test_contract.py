@@ -155,12 +155,6 @@ class TestLifecycle:
         assert task["containers"][0]["reason"].startswith("CannotStartContainerError")
         assert "exitCode" not in task["containers"][0]
 
-    def test_missing_log_group_without_create_fails_to_start(self, ecs: Any) -> None:
-        setup(ecs, python_container(logConfiguration=awslogs(group="/absent", create=False)))
-        task = wait_stopped(ecs, "c", run(ecs))
-        assert task["stopCode"] == "TaskFailedToStart"
-        assert task["stoppedReason"].startswith("ResourceInitializationError")
-
 
 class TestIdempotency:
     def test_same_token_same_request_returns_original(self, ecs: Any) -> None:

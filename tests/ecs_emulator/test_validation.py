@@ -106,8 +106,8 @@ def test_describe_tasks_over_100_ids(ecs: Any) -> None:
     "other",
     [
         pytest.param({"family": "fam"}, id="family"),
-        pytest.param({"desiredStatus": "STOPPED"}, id="desiredStatus"),
         pytest.param({"launchType": "EC2"}, id="launchType"),
+        pytest.param({"serviceName": "svc"}, id="serviceName"),
     ],
 )
 def test_list_tasks_started_by_must_be_the_only_filter(ecs: Any, other: dict[str, str]) -> None:
@@ -118,3 +118,10 @@ def test_list_tasks_started_by_must_be_the_only_filter(ecs: Any, other: dict[str
     assert ecs.list_tasks(cluster="c", startedBy="me")["taskArns"] == [arn]
     assert ecs.list_tasks(cluster="c", **other)["taskArns"] in ([arn], [])
     assert refused(lambda: ecs.list_tasks(cluster="c", startedBy="me", **other))[0] == "InvalidParameterException"
+
+
+def test_list_tasks_started_by_with_desired_status_is_accepted(ecs: Any) -> None:
+    """The one pair real clients send to ECS (the amazon provider's EcsRunTaskOperator reattach)."""
+    ec2_setup(ecs)
+    arn = ecs.run_task(cluster="c", taskDefinition="fam", startedBy="me")["tasks"][0]["taskArn"]
+    assert ecs.list_tasks(cluster="c", startedBy="me", desiredStatus="RUNNING")["taskArns"] == [arn]

@@ -81,7 +81,9 @@ def test_a_task_ecs_forgot_is_found_through_the_configured_task_definition(
     logs.create_log_group(logGroupName="/ecs/airflow")
     logs.create_log_stream(logGroupName="/ecs/airflow", logStreamName=stream)
     logs.put_log_events(
-        logGroupName="/ecs/airflow", logStreamName=stream, logEvents=[{"timestamp": 1795687200000, "message": "old"}]
+        logGroupName="/ecs/airflow",
+        logStreamName=stream,
+        logEvents=[{"timestamp": int(time.time() * 1000) - 3_600_000, "message": "old"}],
     )
     handler = EcsTaskLogHandler(base_log_folder=str(tmp_path))
     _, lines = handler._read_remote_logs(ti_for(arn, TaskInstanceState.SUCCESS), 1)
