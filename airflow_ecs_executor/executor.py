@@ -63,6 +63,7 @@ class _Held:
     priority: int
     record: Record
     request: LazyRequest | None = None  # the current attempt's, built by the launcher thread
+    executor_config: Mapping[str, Any] | None = None  # an adopted task instance's (not in its workload JSON)
 
 
 def _workload_id(key: Any) -> str:
@@ -244,6 +245,10 @@ class EcsExecutor(BaseExecutor):
         ec = spec.executor_config
         cluster = str(ec.get("cluster") or cfg.cluster) if isinstance(ec, Mapping) else cfg.cluster
         container = cfg.profile_for(spec.queue).container_name or cfg.container_name
+        if hasattr(key, "dag_id"):
+            # Airflow keeps the previous queueing's ARN in external_executor_id until told otherwise;
+            # cleared now, so a scheduler restart before this launch is recorded never adopts that task.
+            self.running_state(key, None)
         now = self._clock()
         record, actions = core.accept(
             spec.queueing, spec.workload_id, cluster=cluster, container=container, now=now, policy=self._policy
@@ -403,7 +408,15 @@ class EcsExecutor(BaseExecutor):
             return
         if not done.withdrawn and done.invalid is None:
             Stats.timing("ecs_executor.launch_call", done.seconds * 1000)
+        if done.queueing in self._held and self._ending and isinstance(event, core.Started):
+            # No event is read after end(): Airflow would never learn this ARN, so nobody could adopt
+            # the task. Hand the queueing back and stop the task (below) instead.
+            self._decide(done.queueing, core.ShuttingDown(unsent=True))
         if done.queueing in self._held:
+            held = self._held[done.queueing]
+            parsed = parse_task_arn(event.observation.arn) if isinstance(event, core.Started) else None
+            if parsed and parsed.cluster and held.record.task_arn is None:
+                held.record = replace(held.record, cluster=parsed.cluster)  # the ARN names its cluster
             self._decide(done.queueing, event)
             return
         if isinstance(event, core.Started):  # revoked or ended while RunTask was under way
@@ -435,6 +448,9 @@ class EcsExecutor(BaseExecutor):
             # start can be launched again (next attempt, new clientToken) without spending a try.
             command = next(cmd for _, cmd in event.observation.commands if cmd)
             held.spec = _spec_from_command(command, held.record.queueing)
+            if held.spec is not None and held.executor_config:
+                # The workload JSON leaves executor_config out; the task instance still has it.
+                held.spec = replace(held.spec, executor_config=held.executor_config)
             if held.spec is not None:
                 held.record = replace(held.record, relaunchable=True)
         self._decide(held.record.queueing, event)
@@ -491,7 +507,10 @@ class EcsExecutor(BaseExecutor):
             )
             self.running.add(ti.key)
             priority = -int(getattr(ti, "priority_weight", 0) or 0)
-            self._hold(_Held(ti.key, _identity(ti.key), None, priority, record), actions)
+            config = getattr(ti, "executor_config", None)
+            held = _Held(ti.key, _identity(ti.key), None, priority, record)
+            held.executor_config = config if isinstance(config, Mapping) else None
+            self._hold(held, actions)
             self.log.info("adopted %s: ECS task %s", record.workload_id, parsed.arn)
         return not_adopted
 

@@ -13,12 +13,11 @@ from typing import Any, Final
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
+    ConnectionError,
+    HTTPClientError,
     NoCredentialsError,
     PartialCredentialsError,
-    ReadTimeoutError,
+    ResponseStreamingError,
 )
 
 from airflow_ecs_executor.aws.requests import launch_attempt_of
@@ -26,7 +25,9 @@ from airflow_ecs_executor.core.classify import ContainerObservation, LaunchError
 
 # DescribeTasks accepts at most 100 task IDs or ARNs per call (ECS API model, DescribeTasks.tasks).
 DESCRIBE_BATCH: Final = 100
-_CONNECTION_ERRORS = (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError, ConnectTimeoutError)
+# Every failure on the way to or from AWS (connection, TLS, proxy, timeouts, a response cut short):
+# the outcome is unknown, so the same request is sent again, never failed as "rejected".
+_CONNECTION_ERRORS = (ConnectionError, HTTPClientError, ResponseStreamingError)
 _CREDENTIAL_ERRORS = (NoCredentialsError, PartialCredentialsError)
 
 

@@ -7,7 +7,7 @@ Airflow UI.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
@@ -34,7 +34,8 @@ class TaskObservation:
     stop_code: str | None = None
     stopped_reason: str | None = None
     containers: tuple[ContainerObservation, ...] = ()
-    commands: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (container, command) of the RunTask overrides
+    # (container, command) of the RunTask overrides: the command holds the workload's JWT, so never in a repr
+    commands: tuple[tuple[str, tuple[str, ...]], ...] = field(default=(), repr=False)
     launch_attempt: int | None = None  # our launch attempt, when the task's startedBy names it
 
     def container(self, name: str) -> ContainerObservation | None:
@@ -61,6 +62,7 @@ class Outcome:
 
 
 OOM_EXIT_CODE: Final = 137
+_STOPPING: Final = frozenset({"DEACTIVATING", "STOPPING", "DEPROVISIONING"})
 
 # Why ECS stopped a task whose container ran, for every stopCode of the ECS API model (TaskStopCode)
 # that is not about the container's own exit. TaskFailedToStart and EssentialContainerExited are
@@ -106,9 +108,12 @@ def judge(task: TaskObservation, container_name: str | None, *, started: bool = 
     through them); only STOPPED is final.
     """
     started = started or task.started or task.last_status == "RUNNING"
-    if task.last_status != "STOPPED":
-        return Outcome(Verdict.RUNNING if started else Verdict.WAITING)
     main = _main_container(task, container_name)
+    # The workload's container has exited: its end is known before ECS reaches STOPPED (tens of seconds
+    # on Fargate), and reporting it early narrows the window in which Airflow has moved on.
+    exited = started and main is not None and main.exit_code is not None and task.last_status in _STOPPING
+    if task.last_status != "STOPPED" and not exited:
+        return Outcome(Verdict.RUNNING if started else Verdict.WAITING)
     label = container_name or "(the task's only container)"
     stopped = task.stopped_reason
     said = stopped or "no reason given"

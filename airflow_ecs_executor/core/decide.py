@@ -431,7 +431,8 @@ def _on_observed(rec: Record, ev: Observed, now: float, policy: Policy) -> Decis
         changes["started"] = True
         actions.append(Timing("launch_latency", (now - rec.accepted_at) * 1000))
     rec = replace(rec, **changes)  # type: ignore[arg-type]
-    if obs.last_status != STOPPED:
+    outcome = judge(obs, rec.container, started=rec.started)
+    if outcome.verdict in (Verdict.WAITING, Verdict.RUNNING):
         if rec.started and rec.phase is Phase.PROVISIONING:
             rec = advance(rec, Phase.RUNNING, at=now)
         if rec.superseded and not rec.started and not rec.stop_requested:
@@ -439,7 +440,6 @@ def _on_observed(rec: Record, ev: Observed, now: float, policy: Policy) -> Decis
             rec = replace(rec, stop_requested=True)
             actions.append(StopTask(rec.cluster, obs.arn, "superseded by a newer queueing"))
         return rec, actions
-    outcome = judge(obs, rec.container, started=rec.started)
     if outcome.verdict is Verdict.SUCCEEDED:
         rec, more = _end(rec, Phase.SUCCEEDED, now, None, None)
     elif outcome.verdict is Verdict.RELAUNCH:

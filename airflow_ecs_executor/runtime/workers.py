@@ -113,6 +113,7 @@ class WorkerRestarted:
 
 Result = LaunchDone | Described | StopDone | WorkerRestarted
 RESTART_PAUSE = 1.0  # seconds before a failed worker loop starts again
+STOP_ATTEMPTS = 6  # StopTask calls per stop (about 15 s of backoff in all)
 
 
 class Workers:
@@ -402,8 +403,10 @@ class Workers:
             seen, missing = self._ecs.describe_tasks(cluster, arns)
             return Described(cluster, seen, missing)
         except AwsCallError as exc:
-            if exc.kind is not LaunchErrorKind.REJECTED:
-                return Described(cluster, [], [], exc)  # throttled, 5xx, credentials: the next poll tries again
+            if exc.code != "InvalidParameterException":
+                # Throttled, 5xx, credentials, AccessDenied, network: nothing is known of these tasks;
+                # they are kept and the next poll tries again.
+                return Described(cluster, [], [], exc)
             if len(arns) == 1:
                 return Described(cluster, [], [], unreadable=[(arns[0], f"{exc.code}: {exc.message}")])
         # DescribeTasks refuses the whole call for one ARN it cannot describe (InvalidParameterException
@@ -422,8 +425,15 @@ class Workers:
         self._results.put(self._describe(cluster, arns))
 
     def _stop(self, cluster: str, arn: str, reason: str) -> None:
-        try:
-            self._ecs.stop_task(cluster, arn, reason)
-            self._results.put(StopDone(arn, None))
-        except AwsCallError as exc:
-            self._results.put(StopDone(arn, exc))
+        """StopTask, sent again while AWS throttles or fails (a stop that never lands leaves a task running)."""
+        for attempt in range(1, STOP_ATTEMPTS + 1):
+            try:
+                self._ecs.stop_task(cluster, arn, reason)
+                self._results.put(StopDone(arn, None))
+                return
+            except AwsCallError as exc:
+                retry = exc.kind in (LaunchErrorKind.THROTTLED, LaunchErrorKind.TRANSIENT, LaunchErrorKind.CREDENTIALS)
+                if not retry or attempt == STOP_ATTEMPTS:
+                    self._results.put(StopDone(arn, exc))
+                    return
+            time.sleep(min(8.0, 0.5 * 2 ** (attempt - 1)))

@@ -289,7 +289,8 @@ class OneQueueing(RuleBasedStateMachine):
         version: int,
     ) -> None:
         arn = data.draw(st.sampled_from(self.arns))
-        if status == "STOPPED":
+        if status == "STOPPED" or (status in ("DEACTIVATING", "STOPPING", "DEPROVISIONING") and exit_code is not None):
+            # STOPPED, or its container has exited and ECS is winding it down: it runs nothing more.
             self.live.discard(arn)
             self.ended.add(arn)
         self._apply(
@@ -364,3 +365,10 @@ def test_unknown_event_is_logged_not_raised() -> None:
     same, actions = core.decide(rec, object(), 1.0, POLICY)  # type: ignore[arg-type]
     assert same == rec
     assert [a.level for a in actions if isinstance(a, core.Log)] == [logging.ERROR]
+
+
+def test_an_exited_container_is_final_before_ecs_reaches_stopped() -> None:
+    """A poke's success reaches Airflow seconds earlier: STOPPING can last tens of seconds on Fargate."""
+    rec, _ = step(accepted(), core.Started(1, obs(ARN + "a", "RUNNING", started=True)))
+    rec, actions = step(rec, core.Observed(obs(ARN + "a", "STOPPING", started=True, exit_code=0, version=4)))
+    assert rec.phase is Phase.SUCCEEDED and core.Report(True) in actions
