@@ -309,11 +309,18 @@ def _current_launch(rec: Record, attempt: int) -> bool:
     return not rec.done and rec.phase is Phase.LAUNCHING and attempt == rec.attempt
 
 
+def _withdraw_launch(rec: Record) -> list[Action]:
+    """Withdraw a RunTask not sent yet, unless an earlier send of it may have started a task.
+
+    After a lost response (``resends``) the same-token resend is the only way to learn the task the
+    first call may have started: it is kept, and the task it names is stopped as an orphan.
+    """
+    return [CancelLaunch()] if rec.phase is Phase.LAUNCHING and rec.resends == 0 else []
+
+
 def _end(rec: Record, phase: Phase, now: float, reason: str | None, kind: str | None) -> Decision:
     """Final state: report it (unless superseded), stop watching, withdraw a pending launch."""
-    actions: list[Action] = []
-    if rec.phase is Phase.LAUNCHING:
-        actions.append(CancelLaunch())
+    actions: list[Action] = _withdraw_launch(rec)
     if rec.task_arn:
         actions.append(Unwatch(rec.cluster, rec.task_arn))
     if rec.superseded:
@@ -339,6 +346,9 @@ def _next_attempt(rec: Record, now: float, policy: Policy, reason: str, metric: 
     if rec.task_arn:
         actions.append(Unwatch(rec.cluster, rec.task_arn))
     attempt = rec.attempt + 1
+    if rec.adopted:  # relaunched by this scheduler: from now on bounded by launch_timeout like any launch
+        rec = replace(rec, adopted=False, accepted_at=now)
+        actions.append(WakeAt(now + policy.launch_timeout))
     if rec.phase is not Phase.PENDING:
         rec = advance(rec, Phase.PENDING, at=now)
     rec = advance(
@@ -483,9 +493,7 @@ def _on_tick(rec: Record, ev: Tick, now: float, policy: Policy) -> Decision:
 
 def _withdraw(rec: Record, now: float, why: str, stop_reason: str) -> Decision:
     """End the record without a report, stopping its task if it has one."""
-    actions: list[Action] = []
-    if rec.phase is Phase.LAUNCHING:
-        actions.append(CancelLaunch())
+    actions: list[Action] = _withdraw_launch(rec)
     if rec.task_arn:
         actions += [StopTask(rec.cluster, rec.task_arn, stop_reason), Unwatch(rec.cluster, rec.task_arn)]
     rec = advance(rec, Phase.RELEASED, at=now, reason=why)

@@ -372,3 +372,22 @@ def test_an_exited_container_is_final_before_ecs_reaches_stopped() -> None:
     rec, _ = step(accepted(), core.Started(1, obs(ARN + "a", "RUNNING", started=True)))
     rec, actions = step(rec, core.Observed(obs(ARN + "a", "STOPPING", started=True, exit_code=0, version=4)))
     assert rec.phase is Phase.SUCCEEDED and core.Report(True) in actions
+
+
+def test_a_resend_after_a_lost_response_is_kept_to_find_and_stop_its_task() -> None:
+    """The first RunTask may have started a task: only the same-token resend can name it."""
+    rec, _ = step(accepted(), core.CallFailed(1, LaunchErrorKind.TRANSIENT, "ReadTimeoutError", "lost"))
+    rec, actions = step(rec, core.Revoked())
+    assert rec.phase is Phase.RELEASED and core.CancelLaunch() not in actions
+    _, actions = step(rec, core.Started(1, obs(ARN + "lost", "PENDING")))
+    assert core.StopTask("airflow", ARN + "lost", "no longer wanted by Airflow") in actions
+
+
+def test_a_relaunched_adopted_task_is_bounded_by_launch_timeout() -> None:
+    rec, _ = core.adopt("q", "w", arn=ARN + "a", cluster="airflow", now=0.0, policy=POLICY)
+    rec = rec.__class__(**{**rec.__dict__, "relaunchable": True})
+    seen = obs(ARN + "a", "STOPPED", stop_code="TaskFailedToStart")
+    rec, actions = step(rec, core.Observed(seen), now=5.0)
+    assert rec.phase is Phase.LAUNCHING and core.WakeAt(5.0 + POLICY.launch_timeout) in actions
+    rec, _ = step(rec, core.Tick(), now=5.0 + POLICY.launch_timeout + 1)
+    assert rec.phase is Phase.FAILED
