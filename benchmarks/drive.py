@@ -121,7 +121,7 @@ def drive(spec: dict[str, Any]) -> dict[str, Any]:
             wid = ti_id.get(key)
             if wid is None:
                 continue
-            if str(state) == "running":
+            if str(state) == "running" and info:  # a RUNNING event without an ARN only clears an old one
                 running_seen.setdefault(wid, time.time())
             elif str(state) in FINAL:
                 final[wid] = {"state": str(state), "at": time.time(), "info": str(info)[:300] if info else None}

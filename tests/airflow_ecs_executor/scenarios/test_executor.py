@@ -21,7 +21,7 @@ def test_success_and_arn_recorded(executor: Any, emulator: Emulator) -> None:
     final = run(executor, [item])
     assert states(final) == {"ok": "success"}
     events = executor.all_events[item.ti.key]
-    arns = [info for state, info in events if str(state) == "running"]
+    arns = [info for state, info in events if str(state) == "running" and info]
     assert arns and arns[0].startswith("arn:aws:ecs:us-east-1:123456789012:task/airflow/")
     task = next(t for t in emulator.tasks() if t["taskArn"] == arns[0])
     assert task["startedBy"] == "airflow-ecs-executor/1"

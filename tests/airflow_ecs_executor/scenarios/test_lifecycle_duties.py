@@ -82,7 +82,9 @@ def launch_then_die(executor: Any, items: list[Any]) -> dict[Any, str]:
 
     def launched() -> bool:
         executor.heartbeat()
-        arns.update({k: info for k, (state, info) in executor.get_event_buffer().items() if str(state) == "running"})
+        arns.update(
+            {k: info for k, (state, info) in executor.get_event_buffer().items() if str(state) == "running" and info}
+        )
         return len(arns) == len(items)
 
     wait_for(launched)
@@ -228,7 +230,9 @@ def test_adopted_task_that_failed_to_start_is_launched_again(
 
     def launched() -> bool:
         first.heartbeat()
-        arns.update({k: info for k, (state, info) in first.get_event_buffer().items() if str(state) == "running"})
+        arns.update(
+            {k: info for k, (state, info) in first.get_event_buffer().items() if str(state) == "running" and info}
+        )
         return bool(arns)
 
     wait_for(launched)

@@ -60,7 +60,7 @@ def test_running_try_log_comes_from_the_executor(executor: Any, executor_env: di
 def test_finished_try_log_comes_from_the_handler(executor: Any, tmp_path: Path) -> None:
     (key, (state, _)), *_ = run(executor, [workload("fail")]).items()
     assert str(state) == "failed"
-    arn = next(info for s, info in executor.all_events[key] if str(s) == "running")
+    arn = next(info for s, info in executor.all_events[key] if str(s) == "running" and info)
     handler = EcsTaskLogHandler(base_log_folder=str(tmp_path))
     sources, logs = handler._read_remote_logs(ti_for(arn, TaskInstanceState.FAILED), 1)
     assert "CloudWatch Logs /ecs/airflow" in sources[0]

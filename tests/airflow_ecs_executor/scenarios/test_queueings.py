@@ -53,7 +53,7 @@ def test_an_earlier_queueing_never_reports_over_a_newer_one(executor: Any, emula
     """A poke still tracked (its container exits a little later) when Airflow queues the next poke."""
     first = workload("sensor", executor_config={"environment": {"FAKE_SLEEP": "3"}})
     executor.queue_workload(first, session=None)
-    heartbeat_until(executor, lambda ev: any(s == "running" for _, s, _ in ev))
+    heartbeat_until(executor, lambda ev: any(s == "running" and info for _, s, info in ev))
     wait_for(lambda: any(t["lastStatus"] == "RUNNING" for t in emulator.tasks()))
     second = workload("sensor", executor_config={"environment": {"FAKE_EXIT": "1"}})
     assert second.ti.key == first.ti.key
