@@ -164,6 +164,9 @@ def run(home: Path, tasks: int, *, restart_after: float = 20.0, timeout: float =
             "AIRFLOW__ECS_EXECUTOR__TASK_DEFINITION": FARGATE_TASK_DEFINITION,
             "AIRFLOW__ECS_EXECUTOR__SUBNETS": "subnet-chaos",
             "AIRFLOW__ECS_EXECUTOR__SECURITY_GROUPS": "sg-chaos",
+            # The devstack's "big" queue runs a bridge-mode EC2 definition, which Fargate refuses; the
+            # scheduler's start-up check says so. The chaos DAG uses no queue of its own.
+            "AIRFLOW__ECS_EXECUTOR__QUEUE_PROFILES": "{}",
         },
     )
     started = time.monotonic()
