@@ -1,4 +1,4 @@
-"""Start and stop the emulator, the Airflow API server, scheduler and DAG processor."""
+"""Start and stop the emulator, the Airflow API server, scheduler, DAG processor and triggerer."""
 
 from __future__ import annotations
 
@@ -152,6 +152,8 @@ class Stack:
         )
         self.start_scheduler()
         self._spawn("dag-processor", [str(BIN / "airflow"), "dag-processor"])
+        # Deferrable operators wait in the triggerer; their resumption is queued to the executor again.
+        self._spawn("triggerer", [str(BIN / "airflow"), "triggerer"])
         self._wait_http(f"{self.api_url}/api/v2/monitor/health", "the Airflow API server", timeout=180)
         return self
 
@@ -164,7 +166,7 @@ class Stack:
         proc.wait(timeout=30)
 
     def stop(self) -> None:
-        for name in ("scheduler", "dag-processor", "api-server", "emulator"):
+        for name in ("scheduler", "triggerer", "dag-processor", "api-server", "emulator"):
             proc = self.procs.pop(name, None)
             if proc is None:
                 continue
@@ -303,6 +305,26 @@ class Stack:
         return list(
             self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000")["task_instances"]
         )
+
+    def task_tries(self, dag_id: str, run_id: str, task_id: str) -> list[dict[str, Any]]:
+        """Every try of one task instance (earlier tries from Airflow's history), oldest first."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances/{task_id}/tries"
+        tries = list(self._request("GET", path)["task_instances"])
+        return sorted(tries, key=lambda t: int(t["try_number"]))
+
+    def clear_task(self, dag_id: str, run_id: str, task_id: str) -> None:
+        """Clear one finished task instance, as the UI's Clear does; its DAG run is queued again."""
+        body = {"dry_run": False, "dag_run_id": run_id, "task_ids": [task_id], "only_failed": False}
+        self._request("POST", f"/api/v2/dags/{dag_id}/clearTaskInstances", body)
+
+    def variable(self, key: str) -> str | None:
+        """An Airflow Variable's value, or None if it is not set."""
+        try:
+            return str(self._request("GET", f"/api/v2/variables/{urllib.parse.quote(key, safe='')}")["value"])
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise
 
     def set_task_state(self, dag_id: str, run_id: str, task_id: str, state: str) -> None:
         self._request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}", {"new_state": state})
