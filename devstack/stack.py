@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import os
@@ -166,17 +167,21 @@ class Stack:
         proc.wait(timeout=30)
 
     def stop(self) -> None:
-        for name in ("scheduler", "triggerer", "dag-processor", "api-server", "emulator"):
-            proc = self.procs.pop(name, None)
-            if proc is None:
-                continue
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=30)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                with_kill = proc.poll() is None
-                if with_kill:
-                    os.killpg(proc.pid, signal.SIGKILL)
+        # The scheduler first, alone: its executor may still call ECS as it ends. Then the other
+        # Airflow servers together (the triggerer alone takes seconds to let its triggers clean up),
+        # then ECS. Whatever has not exited 30 s after SIGTERM is killed.
+        for names in (("scheduler",), ("triggerer", "dag-processor", "api-server"), ("emulator",)):
+            procs = [proc for proc in (self.procs.pop(name, None) for name in names) if proc is not None]
+            for proc in procs:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            for proc in procs:
+                try:
+                    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait(timeout=30)
 
     def _wait_http(self, url: str, what: str, timeout: float = 60.0) -> None:
