@@ -12,7 +12,7 @@ Each is small and ends the same way on every executor:
   pause between queueings, so the next queueing is handed over before the executor has seen the
   previous one's ECS task stop (on AWS, STOPPED comes tens of seconds after the container exits).
 
-``queueing_reschedule`` and ``queueing_deferral`` pause 10 s between queueings. Airflow's scheduler
+``queueing_reschedule`` and ``queueing_deferral`` pause 15 s between queueings. Airflow's scheduler
 matches an executor's report to a task instance by (dag, task, run, map index, try), so a late report
 of one queueing is read as the end of the next. LocalExecutor reports a queueing once its worker
 process has exited, which takes seconds on a loaded machine, and then fails the try itself
@@ -109,9 +109,9 @@ def queueing_retry() -> None:
     fail_once()
 
 
-_reschedule_dag("queueing_reschedule", poke_interval=10)
+_reschedule_dag("queueing_reschedule", poke_interval=15)
 _reschedule_dag("queueing_reschedule_fast", poke_interval=0)
-_deferral_dag("queueing_deferral", wait_seconds=10)
+_deferral_dag("queueing_deferral", wait_seconds=15)
 _deferral_dag("queueing_deferral_fast", wait_seconds=0)
 queueing_clear()
 queueing_retry()

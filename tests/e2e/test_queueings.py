@@ -17,6 +17,8 @@ wins that race: success, in one try.
 
 from __future__ import annotations
 
+import re
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from devstack.stack import Stack
+from devstack.stack import LOG_GROUP, Stack
 from tests.e2e.test_airflow import stopped_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -43,6 +45,7 @@ COMPARED = ["queueing_reschedule", "queueing_deferral", "queueing_clear", "queue
 SENSORS = ["queueing_reschedule", "queueing_reschedule_fast"]
 DEFERRALS = ["queueing_deferral", "queueing_deferral_fast"]
 POKES_NEEDED = 3  # the sensor's callable returns True on its third poke
+RUN_TIMEOUT = 600.0  # a loaded 2-core machine takes tens of seconds to start each ECS task's process
 
 
 @dataclass(frozen=True)
@@ -62,10 +65,10 @@ def run_queueings(stack: Stack, dag_ids: list[str]) -> Outcome:
         dag_id: stack.trigger(dag_id, {"poke_counter": counters[dag_id]} if dag_id in counters else None)
         for dag_id in dag_ids
     }
-    first = stack.wait_run("queueing_clear", run_ids["queueing_clear"])
+    first = stack.wait_run("queueing_clear", run_ids["queueing_clear"], timeout=RUN_TIMEOUT)
     if first == "success":  # otherwise there is nothing to clear, and the test says why
         stack.clear_task("queueing_clear", run_ids["queueing_clear"], TASKS["queueing_clear"])
-    run_states = {dag_id: stack.wait_run(dag_id, run_id) for dag_id, run_id in run_ids.items()}
+    run_states = {dag_id: stack.wait_run(dag_id, run_id, timeout=RUN_TIMEOUT) for dag_id, run_id in run_ids.items()}
     tries = {
         dag_id: [(int(t["try_number"]), str(t["state"])) for t in stack.task_tries(dag_id, run_id, TASKS[dag_id])]
         for dag_id, run_id in run_ids.items()
@@ -102,6 +105,29 @@ def ecs_tasks(stack: Stack, outcome: Outcome, dag_id: str) -> list[dict[str, Any
         if t.get("stopCode") != "TaskFailedToStart"
     ]
     return sorted(tasks, key=lambda t: t["createdAt"])
+
+
+def container_outputs(stack: Stack, tasks: list[dict[str, Any]], markers: list[str]) -> list[str]:
+    """Each ECS task's container output as CloudWatch Logs holds it, once each shows its marker (a
+    container's last lines arrive shortly after it exits), or after 60 s."""
+    logs = stack.aws("logs")
+    deadline = time.monotonic() + 60
+    while True:
+        outputs = []
+        for task in tasks:
+            stream = f"airflow/base/{task['taskArn'].rsplit('/', 1)[-1]}"
+            kwargs: dict[str, Any] = {"logGroupName": LOG_GROUP, "logStreamName": stream, "startFromHead": True}
+            lines: list[str] = []
+            while True:
+                page = logs.get_log_events(**kwargs)
+                lines += [e["message"] for e in page["events"]]
+                if not page["events"] or page["nextForwardToken"] == kwargs.get("nextToken"):
+                    break
+                kwargs["nextToken"] = page["nextForwardToken"]
+            outputs.append("\n".join(lines))
+        if all(marker in out for marker, out in zip(markers, outputs, strict=False)) or time.monotonic() > deadline:
+            return outputs
+        time.sleep(1)
 
 
 def describe(stack: Stack, outcome: Outcome, tasks: list[dict[str, Any]], dag_id: str) -> str:
@@ -142,6 +168,9 @@ def test_reschedule_sensor_pokes_in_an_ecs_task_each(dag_id: str, stack: Stack, 
     # Each poke ran in an ECS task of its own, and no poke ran twice.
     assert {t["tagmap"]["try_number"] for t in tasks} == {"1"}, context
     assert_each_ran_once(tasks, POKES_NEEDED, context)
+    outputs = container_outputs(stack, tasks, [f"poke {n} of" for n in range(1, POKES_NEEDED + 1)])
+    pokes = [re.findall(rf"poke (\d) of {POKES_NEEDED}", out) for out in outputs]
+    assert pokes == [[str(n)] for n in range(1, POKES_NEEDED + 1)], context
 
 
 @pytest.mark.parametrize("dag_id", DEFERRALS)
@@ -153,6 +182,11 @@ def test_deferred_operator_resumes_in_a_second_ecs_task(dag_id: str, stack: Stac
     # execute() deferred in one ECS task; execute_complete() ran in another, for the same try.
     assert {t["tagmap"]["try_number"] for t in tasks} == {"1"}, context
     assert_each_ran_once(tasks, 2, context)
+    deferred, resumed = container_outputs(stack, tasks, ["deferring to the triggerer", "resumed on a worker"])
+    assert "deferring to the triggerer" in deferred, context
+    assert "resumed on a worker" not in deferred, context
+    assert "resumed on a worker after the trigger fired" in resumed, context
+    assert "deferring to the triggerer" not in resumed, context
 
 
 def test_cleared_task_runs_again(stack: Stack, on_ecs: Outcome) -> None:
