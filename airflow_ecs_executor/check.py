@@ -15,9 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-
+from airflow_ecs_executor.aws.session import AWS_ERRORS, client_config, error_code, error_message, is_service_error
 from airflow_ecs_executor.config import ConfigError, ExecutorConfig, parse_config
 
 Status = Literal["ok", "fail", "warn", "info"]
@@ -33,16 +31,6 @@ class Item:
     what: str
     detail: str = ""
     fix: str = ""
-
-
-def _code(exc: Exception) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "")) if isinstance(exc, ClientError) else type(exc).__name__
-
-
-def _message(exc: Exception) -> str:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Message", ""))
-    return str(exc)
 
 
 def _is_loopback(host: str) -> bool:
@@ -66,8 +54,7 @@ class Checker:
         self.items.append(Item(status, what, detail, fix))
 
     def _client(self, cfg: ExecutorConfig, service: str) -> Any:
-        config = Config(retries={"total_max_attempts": 2}, connect_timeout=5, read_timeout=15)
-        return self._factory(cfg, service, config=config)
+        return self._factory(cfg, service, config=client_config(attempts=2, read_timeout=15))
 
     def run(self, section: Mapping[str, Any]) -> list[Item]:
         try:
@@ -90,14 +77,24 @@ class Checker:
         self._api_server()
         return self.items
 
+    def startup(self, cfg: ExecutorConfig) -> list[Item]:
+        """The checks the scheduler runs at start: cluster, task definitions and network settings."""
+        ecs = self._client(cfg, "ecs")
+        if self._cluster(cfg, ecs):
+            for queue, definition, container in self._definitions(cfg):
+                found = self._task_definition(cfg, ecs, queue, definition, container)
+                if found is not None:
+                    self._network(cfg, found, queue)
+        return self.items
+
     def _credentials(self, cfg: ExecutorConfig) -> bool:
         try:
             identity = self._client(cfg, "sts").get_caller_identity()
-        except (ClientError, BotoCoreError) as exc:
+        except AWS_ERRORS as exc:
             self._add(
                 "fail",
                 f"credentials (connection {cfg.conn_id!r})",
-                f"{_code(exc)}: {_message(exc)}",
+                f"{error_code(exc)}: {error_message(exc)}",
                 f"define the Airflow connection {cfg.conn_id!r} (or set [ecs_executor] conn_id), or give the "
                 "scheduler an instance/task role; check region_name and endpoint_url",
             )
@@ -108,8 +105,12 @@ class Checker:
     def _cluster(self, cfg: ExecutorConfig, ecs: Any) -> bool:
         try:
             clusters = ecs.describe_clusters(clusters=[cfg.cluster]).get("clusters", [])
-        except (ClientError, BotoCoreError) as exc:
-            self._add("fail", f"cluster {cfg.cluster}", f"{_code(exc)}: {_message(exc)}", "allow ecs:DescribeClusters")
+        except AWS_ERRORS as exc:
+            if is_service_error(exc):
+                fix = "allow ecs:DescribeClusters for the scheduler"
+            else:
+                fix = f"cannot reach ECS with connection {cfg.conn_id!r}: check endpoint_url, region_name and network"
+            self._add("fail", f"cluster {cfg.cluster}", f"{error_code(exc)}: {error_message(exc)}", fix)
             return False
         active = [c for c in clusters if c.get("status") == "ACTIVE"]
         if not active:
@@ -154,11 +155,11 @@ class Checker:
         label = f"task definition {ref}" + (f" (queue {queue!r})" if queue else "")
         try:
             definition: Mapping[str, Any] = ecs.describe_task_definition(taskDefinition=ref)["taskDefinition"]
-        except (ClientError, BotoCoreError) as exc:
+        except AWS_ERRORS as exc:
             self._add(
                 "fail",
                 label,
-                f"{_code(exc)}: {_message(exc)}",
+                f"{error_code(exc)}: {error_message(exc)}",
                 "register it (deploy/cloudformation.yaml does) or fix task_definition",
             )
             return None
@@ -196,8 +197,10 @@ class Checker:
         try:
             logs = self._client(cfg, "logs")
             groups = logs.describe_log_groups(logGroupNamePrefix=group).get("logGroups", [])
-        except (ClientError, BotoCoreError) as exc:
-            self._add("warn", label, f"cannot look up log group {group}: {_code(exc)}", "allow logs:DescribeLogGroups")
+        except AWS_ERRORS as exc:
+            self._add(
+                "warn", label, f"cannot look up log group {group}: {error_code(exc)}", "allow logs:DescribeLogGroups"
+            )
             return
         if not any(g.get("logGroupName") == group for g in groups) and options.get("awslogs-create-group") != "true":
             self._add(
@@ -252,14 +255,14 @@ class Checker:
         for action, call, expected in probes:
             try:
                 call()
-            except (ClientError, BotoCoreError) as exc:
-                code = _code(exc)
+            except AWS_ERRORS as exc:
+                code = error_code(exc)
                 if code in expected:
                     self._add("ok", f"permission {action}")
                 elif code in _DENIED:
-                    self._add("fail", f"permission {action}", _message(exc), f"allow {action} for the scheduler")
+                    self._add("fail", f"permission {action}", error_message(exc), f"allow {action} for the scheduler")
                 else:
-                    self._add("warn", f"permission {action}", f"{code}: {_message(exc)}")
+                    self._add("warn", f"permission {action}", f"{code}: {error_message(exc)}")
                 continue
             self._add("ok", f"permission {action}")
         self._add(
@@ -305,6 +308,12 @@ class Checker:
                 f"{url} does not answer from here ({exc}); tasks in the VPC may still reach it",
                 "check security groups and DNS between the task subnets and the API server",
             )
+
+
+def startup_problems(cfg: ExecutorConfig, client_factory: Callable[..., Any]) -> list[str]:
+    """The start-up checks' failures, each with its fix; empty when all is well."""
+    items = Checker(client_factory, None).startup(cfg)
+    return [f"{i.what}: {i.detail}" + (f"; fix: {i.fix}" if i.fix else "") for i in items if i.status == "fail"]
 
 
 MARKS: Mapping[Status, str] = {"ok": "[ok]  ", "fail": "[FAIL]", "warn": "[warn]", "info": "[info]"}

@@ -44,14 +44,12 @@ def check_command(args: Any) -> None:
     from airflow.configuration import conf
 
     from airflow_ecs_executor.check import Checker, render
-    from airflow_ecs_executor.connection import make_client
-    from airflow_ecs_executor.executor import EcsExecutor
+    from airflow_ecs_executor.connection import make_client, read_section
 
-    executor = EcsExecutor(team_name=args.team) if getattr(args, "team", None) else EcsExecutor()
     # Airflow's own default when unset: {[api] base_url}/execution/, base_url defaulting to localhost:8080.
     base_url = (conf.get("api", "base_url", fallback=None) or "http://localhost:8080").rstrip("/")
     api_url = conf.get("core", "execution_api_server_url", fallback=None) or f"{base_url}/execution/"
-    items = Checker(make_client, api_url).run(executor._section())
+    items = Checker(make_client, api_url).run(read_section(getattr(args, "team", None)))
     print(render(items))
     if any(item.status == "fail" for item in items):
         sys.exit(1)

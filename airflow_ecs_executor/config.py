@@ -12,8 +12,9 @@ import json
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-import botocore.session
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from airflow_ecs_executor.aws.session import run_task_parameters
 
 SECTION = "ecs_executor"
 # Fargate: "20 calls per second" for RunTask, burst and sustained (AWS_FACTS.md, AWS Fargate throttling quotas).
@@ -137,6 +138,10 @@ class ExecutorConfig(BaseModel):
         description="executor_config keys DAG authors may set.",
     )
 
+    def profile_for(self, queue: str | None) -> QueueProfile:
+        """The run settings of an Airflow queue; an empty profile (all from the section) for other queues."""
+        return self.queue_profiles.get(queue or "") or QueueProfile()
+
     @field_validator("queue_profiles", mode="before")
     @classmethod
     def _none_is_empty(cls, value: Any) -> Any:
@@ -153,7 +158,7 @@ class ExecutorConfig(BaseModel):
     @field_validator("run_task_kwargs")
     @classmethod
     def _run_task_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
-        allowed = set(botocore.session.get_session().get_service_model("ecs").shape_for("RunTaskRequest").members)
+        allowed = set(run_task_parameters())
         unknown = sorted(set(value) - allowed)
         if unknown:
             raise ValueError(f"{unknown} are not RunTask parameters; valid ones: {sorted(allowed)}")

@@ -7,17 +7,17 @@ over the connection's.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from typing import Any
 
+from airflow.configuration import conf
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-from botocore.config import Config
 
-from airflow_ecs_executor.config import ExecutorConfig
+from airflow_ecs_executor.config import SECTION, ExecutorConfig
 
 
-def make_client(
-    cfg: ExecutorConfig, service: str, *, region_name: str | None = None, config: Config | None = None
-) -> Any:
+def make_client(cfg: ExecutorConfig, service: str, *, region_name: str | None = None, config: Any = None) -> Any:
     """A boto3 client for ``service`` with the connection's credentials."""
     region = region_name or cfg.region_name
     hook = AwsBaseHook(aws_conn_id=cfg.conn_id, client_type=service, region_name=region)
@@ -28,3 +28,16 @@ def make_client(
         endpoint_url=cfg.endpoint_url or hook.conn_config.endpoint_url,
         config=config,
     )
+
+
+def read_section(team: str | None = None) -> dict[str, Any]:
+    """The raw ``[ecs_executor]`` section: global values, overlaid for a team by its own section and variables."""
+    raw: dict[str, Any] = dict(conf.getsection(SECTION) or {})
+    if team:
+        # conf.getsection(section, team_name=...) answers None when no team section exists in a
+        # config file, even if AIRFLOW__<TEAM>___ECS_EXECUTOR__* variables are set; read both.
+        with contextlib.suppress(TypeError):  # Airflow 3.1 has no team sections; variables still work
+            raw.update(conf.getsection(SECTION, team_name=team) or {})
+        prefix = f"AIRFLOW__{team.upper()}___{SECTION.upper()}__"
+        raw.update({k[len(prefix) :].lower(): v for k, v in os.environ.items() if k.startswith(prefix)})
+    return {k: v for k, v in raw.items() if v is not None}

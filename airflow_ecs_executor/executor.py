@@ -1,39 +1,46 @@
 """``EcsExecutor``: the only module that touches Airflow objects.
 
 The scheduler thread calls ``_process_workloads``, ``sync`` and ``heartbeat``; none of them waits on
-AWS. Workloads become launch jobs for the worker threads; results come back through one queue and
-are turned into transitions of one record per workload, following the failure classification of
-DESIGN.md (``core.classify``).
+AWS. Each hand-over of a workload (a *queueing*) gets one record; what happens to it is decided by
+``core.decide`` from events (launch results, observations, ticks, revokes, newer queueings, shutdown)
+and this adapter carries out the actions it returns: it translates, it never decides.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import os
+import heapq
+import itertools
 import random
 import time
-from collections import deque
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from airflow.configuration import conf
 from airflow.executors import workloads
 from airflow.executors.base_executor import BaseExecutor
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
 
 from airflow_ecs_executor import cli, redaction
+from airflow_ecs_executor.aws.arns import parse_task_arn
 from airflow_ecs_executor.aws.client import EcsClient, Launched, PlacementFailed
-from airflow_ecs_executor.aws.requests import ATTEMPT_TAG, WorkloadSpec, build_run_task
-from airflow_ecs_executor.config import SECTION, ConfigError, ExecutorConfig, parse_config
-from airflow_ecs_executor.connection import make_client
+from airflow_ecs_executor.aws.requests import WorkloadSpec, build_run_task
+from airflow_ecs_executor.aws.session import ecs_client_config
+from airflow_ecs_executor.check import startup_problems
+from airflow_ecs_executor.config import ConfigError, ExecutorConfig, parse_config
+from airflow_ecs_executor.connection import make_client, read_section
+from airflow_ecs_executor.core import decide as core
 from airflow_ecs_executor.core.backoff import Backoff
-from airflow_ecs_executor.core.classify import LaunchErrorKind, TaskObservation, Verdict, judge
-from airflow_ecs_executor.core.lifecycle import Phase, Workload, advance
+from airflow_ecs_executor.core.lifecycle import Phase, Record
 from airflow_ecs_executor.logs import read_try_log
-from airflow_ecs_executor.runtime.workers import Described, LaunchDone, LazyRequest, RequestSource, StopDone, Workers
+from airflow_ecs_executor.runtime.workers import (
+    Described,
+    LaunchDone,
+    LazyRequest,
+    StopDone,
+    WorkerRestarted,
+    Workers,
+)
 
 try:  # Airflow 3.2+
     from airflow.observability.stats import Stats
@@ -41,34 +48,34 @@ except ImportError:  # Airflow 3.1
     from airflow.stats import Stats  # type: ignore[no-redef,assignment,unused-ignore]
 
 COMMAND = ("python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string")
-TERMINATE_SECONDS = 30.0
-END_SECONDS = 300.0
+TERMINATE_SECONDS = 30.0  # terminate(): how long StopTask calls are waited for
+END_SECONDS = 30.0  # end(): how long RunTask calls already sent are waited for
 GAUGE_SECONDS = 5.0  # phase gauges are counted at most this often (StatsD samples every 10 s)
-_STARTING = (Phase.PENDING, Phase.LAUNCHING, Phase.PROVISIONING)
 
 
 @dataclass
-class _Entry:
-    """Everything the executor keeps about one workload it owns."""
+class _Held:
+    """One queueing the executor holds: Airflow's key, the launch spec, and the core's record."""
 
     key: Any
-    record: Workload
-    spec: WorkloadSpec | None  # None for an adopted task whose workload its ECS task did not carry
-    cluster: str
-    container: str
+    ident: Any  # the task instance without its try number (or the callback key)
+    spec: WorkloadSpec | None  # None for an adopted task whose workload is not known (yet)
     priority: int
-    accepted_at: float
-    request: RequestSource | None = None  # the current attempt's, built by the launcher thread
-    transient_errors: int = 0
-    version: int = -1
-    missing_since: float | None = None
-    start_seen: bool = False
+    record: Record
+    request: LazyRequest | None = None  # the current attempt's, built by the launcher thread
 
 
 def _workload_id(key: Any) -> str:
     if hasattr(key, "dag_id"):
         return f"{key.dag_id}/{key.task_id}/{key.run_id}/{key.map_index}/{key.try_number}"
     return f"callback/{key}"
+
+
+def _identity(key: Any) -> Any:
+    """The task instance a key names, whatever its try: newer queueings supersede older ones."""
+    if hasattr(key, "dag_id"):
+        return ("ti", key.dag_id, key.task_id, key.run_id, key.map_index)
+    return ("callback", key)
 
 
 def _command(workload: Any) -> Callable[[], list[str]]:
@@ -81,7 +88,7 @@ def _command(workload: Any) -> Callable[[], list[str]]:
     return command
 
 
-def _spec_for(workload: Any) -> tuple[Any, WorkloadSpec, int]:
+def _spec_for(workload: Any, queueing: str) -> tuple[Any, WorkloadSpec, int]:
     """The key, launch spec and launch priority of an ExecuteTask or ExecuteCallback workload.
 
     Cheap on purpose: it runs on the scheduler thread; the workload is serialised later, off it.
@@ -107,6 +114,7 @@ def _spec_for(workload: Any) -> tuple[Any, WorkloadSpec, int]:
         raise RuntimeError(f"EcsExecutor cannot run workloads of type {type(workload).__name__}")
     spec = WorkloadSpec(
         workload_id=_workload_id(key),
+        queueing=queueing,
         command=_command(workload),
         queue=queue,
         executor_config=executor_config,
@@ -115,16 +123,22 @@ def _spec_for(workload: Any) -> tuple[Any, WorkloadSpec, int]:
     return key, spec, priority
 
 
-def _spec_from_command(command: Sequence[str]) -> WorkloadSpec | None:
-    """The launch spec of the workload an ECS task's command carries (for relaunching an adopted task)."""
+def _spec_from_command(command: Sequence[str], queueing: str) -> WorkloadSpec | None:
+    """The launch spec of the workload an ECS task's command carries (to relaunch an adopted task)."""
     if "--json-string" not in command or command.index("--json-string") + 1 >= len(command):
         return None
     payload = command[command.index("--json-string") + 1]
     try:
-        _, spec, _ = _spec_for(workloads.ExecuteTask.model_validate_json(payload))
+        _, spec, _ = _spec_for(workloads.ExecuteTask.model_validate_json(payload), queueing)
     except Exception:
         return None
     return spec
+
+
+def _new_queueing() -> str:
+    # 128 random bits per hand-over: never equal to an earlier queueing's, in this scheduler or any
+    # other deployment in the account (the clientTokens derive from it, see aws.requests.client_token).
+    return uuid.uuid4().hex
 
 
 class EcsExecutor(BaseExecutor):
@@ -140,45 +154,45 @@ class EcsExecutor(BaseExecutor):
         super().__init__(*args, **kwargs)
         self.config: ExecutorConfig | None = None
         self._workers: Workers | None = None
-        self._entries: dict[Any, _Entry] = {}
-        self._keys: dict[str, Any] = {}  # workload id -> key of its entry
-        # Kept up to date on each transition, so a heartbeat costs what changed, not what is running:
+        self._policy = core.Policy()
+        self._held: dict[str, _Held] = {}  # queueing id -> what the executor holds for it
+        self._current: dict[Any, str] = {}  # task instance (without try) -> its newest queueing
+        self._by_arn: dict[str, str] = {}  # ECS task ARN -> queueing id
+        # Kept up to date on each action, so a heartbeat costs what changed, not what is running:
         self._watch: dict[str, set[str]] = {}  # cluster -> ARNs the tracker describes
         self._watch_changed = False
-        self._deadlines: deque[tuple[float, Any]] = deque()  # (accepted_at, key), oldest first
+        self._wakeups: list[tuple[float, int, str]] = []  # (when, seq, queueing): deadlines, soonest first
+        self._seq = itertools.count()
         self._gauges_at = float("-inf")
-        self._by_arn: dict[str, Any] = {}
         self._rng = random.Random()
         self._backoff = Backoff(base=1.0, cap=30.0)
         self._throttle_backoff = Backoff(base=0.25, cap=2.0)
         self._clock: Callable[[], float] = time.monotonic
-        self._revoked_launches: set[str] = set()
+        self._new_queueing: Callable[[], str] = _new_queueing
+        self._ending = False
 
     # ------------------------------------------------------------------ start and configuration
     def _section(self) -> dict[str, Any]:
         """The raw section: global values, overlaid for a team by its own section and variables."""
-        raw: dict[str, Any] = dict(conf.getsection(SECTION) or {})
-        team = getattr(self, "team_name", None)
-        if team:
-            # conf.getsection(section, team_name=...) answers None when no team section exists in a
-            # config file, even if AIRFLOW__<TEAM>___ECS_EXECUTOR__* variables are set; read both.
-            with contextlib.suppress(TypeError):  # Airflow 3.1 has no team sections; variables still work
-                raw.update(conf.getsection(SECTION, team_name=team) or {})
-            prefix = f"AIRFLOW__{team.upper()}___{SECTION.upper()}__"
-            raw.update({k[len(prefix) :].lower(): v for k, v in os.environ.items() if k.startswith(prefix)})
-        return {k: v for k, v in raw.items() if v is not None}
+        return read_section(getattr(self, "team_name", None))
 
     def start(self) -> None:
         redaction.install()
         self.config = parse_config(self._section())
-        client = self._make_client(self.config)
-        ecs = EcsClient(client, self.config.cluster)
+        self._policy = core.Policy(
+            max_launch_attempts=self.config.max_launch_attempts,
+            launch_timeout=self.config.launch_timeout,
+            missing_grace=self.config.missing_grace,
+        )
+        client = make_client(self.config, "ecs", config=ecs_client_config(self.config.launch_concurrency))
         if self.config.check_health_on_startup:
-            problems = check_health(client, self.config)
+            problems = startup_problems(self.config, make_client)
             if problems:
                 raise ConfigError(problems)
         self._workers = Workers(
-            ecs, launch_rate=self.config.launch_rate, launch_concurrency=self.config.launch_concurrency
+            EcsClient(client, self.config.cluster),
+            launch_rate=self.config.launch_rate,
+            launch_concurrency=self.config.launch_concurrency,
         )
         self.log.info(
             "EcsExecutor started: cluster %s, task definition %s, launch rate %.1f/s",
@@ -186,17 +200,6 @@ class EcsExecutor(BaseExecutor):
             self.config.task_definition,
             self.config.launch_rate,
         )
-
-    @staticmethod
-    def _make_client(cfg: ExecutorConfig) -> Any:
-        # One attempt per call: retries are ours, with the same clientToken and off the worker thread.
-        config = Config(
-            retries={"total_max_attempts": 1},
-            connect_timeout=5,
-            read_timeout=20,
-            max_pool_connections=cfg.launch_concurrency + 8,
-        )
-        return make_client(cfg, "ecs", config=config)
 
     @property
     def _cfg(self) -> ExecutorConfig:
@@ -226,7 +229,7 @@ class EcsExecutor(BaseExecutor):
     # ------------------------------------------------------------------ accepting workloads
     def _process_workloads(self, workload_items: Sequence[Any]) -> None:
         for workload in workload_items:
-            key, spec, priority = _spec_for(workload)
+            key, spec, priority = _spec_for(workload, self._new_queueing())
             if hasattr(key, "dag_id"):
                 self.queued_tasks.pop(key, None)
             else:
@@ -236,227 +239,213 @@ class EcsExecutor(BaseExecutor):
 
     def _accept(self, key: Any, spec: WorkloadSpec, priority: int) -> None:
         cfg = self._cfg
+        ident = _identity(key)
+        ec = spec.executor_config
+        cluster = str(ec.get("cluster") or cfg.cluster) if isinstance(ec, Mapping) else cfg.cluster
+        container = cfg.profile_for(spec.queue).container_name or cfg.container_name
         now = self._clock()
-        profile = cfg.queue_profiles.get(spec.queue or "")
-        entry = _Entry(
-            key=key,
-            record=Workload(spec.workload_id, changed_at=now),
-            spec=spec,
-            cluster=str(spec.executor_config.get("cluster") or cfg.cluster)
-            if isinstance(spec.executor_config, Mapping)
-            else cfg.cluster,
-            container=(profile.container_name if profile and profile.container_name else cfg.container_name),
-            priority=priority,
-            accepted_at=now,
+        record, actions = core.accept(
+            spec.queueing, spec.workload_id, cluster=cluster, container=container, now=now, policy=self._policy
         )
-        self._add(entry)
-        self._launch(entry, attempt=1, delay=0.0)
+        self._hold(_Held(key, ident, spec, priority, record), actions)
 
-    def _add(self, entry: _Entry) -> None:
-        self._entries[entry.key] = entry
-        self._keys[entry.record.id] = entry.key
-        self._deadlines.append((entry.accepted_at, entry.key))
+    def _hold(self, held: _Held, actions: Sequence[core.Action]) -> None:
+        """Hold a new queueing; an earlier queueing of the same task instance is superseded by it.
 
-    def _track(self, entry: _Entry, arn: str) -> None:
-        """Watch the entry's ECS task until it is finished, relaunched or revoked."""
-        self._by_arn[arn] = entry.key
-        self._watch.setdefault(entry.cluster, set()).add(arn)
+        A reschedule-mode sensor's next poke, a resumed deferral, a newer try: the earlier queueing
+        must never report over this one (Airflow would apply its final state to the new queueing).
+        """
+        previous = self._current.get(held.ident)
+        self._held[held.record.queueing] = held
+        self._current[held.ident] = held.record.queueing
+        if previous is not None:
+            self._decide(previous, core.Superseded())
+        self._apply(held, actions)
+
+    # ------------------------------------------------------------------ decisions and their actions
+    def _decide(self, queueing: str, event: core.Event) -> None:
+        held = self._held.get(queueing)
+        if held is None:
+            return
+        record, actions = core.decide(held.record, event, self._clock(), self._policy)
+        held.record = record
+        self._apply(held, actions)
+
+    def _apply(self, held: _Held, actions: Sequence[core.Action]) -> None:
+        for action in actions:
+            self._carry_out(held, action)
+        if held.record.done:
+            self._forget(held)
+
+    def _carry_out(self, held: _Held, action: core.Action) -> None:
+        rec = held.record
+        match action:
+            case core.Launch():
+                self._send_launch(held, action)
+            case core.CancelLaunch():
+                self._io.cancel(rec.queueing)
+            case core.StopTask(cluster=cluster, arn=arn, reason=reason):
+                self._io.stop(cluster, arn, reason)
+            case core.Watch(cluster=cluster, arn=arn):
+                self._by_arn[arn] = rec.queueing
+                self._watch.setdefault(cluster, set()).add(arn)
+                self._watch_changed = True
+            case core.Unwatch(cluster=cluster, arn=arn):
+                self._unwatch(rec.queueing, cluster, arn)
+            case core.Running(arn=arn):
+                self.running_state(held.key, arn)
+            case core.Report(success=True):
+                self.log.info("%s succeeded (ECS task %s)", rec.workload_id, rec.task_arn)
+                self.success(held.key, rec.task_arn)
+            case core.Report(reason=reason):
+                self.log.warning("%s failed: %s", rec.workload_id, reason)
+                self.fail(held.key, reason)
+                self._task_event(held, "ecs task failed", reason or "unknown reason")
+            case core.Release(why=why):
+                self.log.info("%s [%s] released: %s", rec.workload_id, rec.queueing, why)
+                newest = self._held.get(self._current.get(held.ident, ""))
+                if newest is None or newest is held or newest.key != held.key:
+                    self.running.discard(held.key)  # the key is not held by a newer queueing
+            case core.Note(event=event, text=text):
+                self._task_event(held, event, text)
+            case core.Count(metric=metric):
+                Stats.incr(f"ecs_executor.{metric}")
+            case core.Timing(metric=metric, milliseconds=ms):
+                Stats.timing(f"ecs_executor.{metric}", ms)
+            case core.WakeAt(at=at):
+                heapq.heappush(self._wakeups, (at, next(self._seq), rec.queueing))
+            case core.Log(level=level, message=message):
+                self.log.log(level, "%s", message)
+
+    def _send_launch(self, held: _Held, launch: core.Launch) -> None:
+        if held.spec is None:  # the core relaunches only records it knows to be relaunchable
+            self.log.error("BUG: %s has no workload to launch", held.record.workload_id)
+            return
+        if launch.new_request or held.request is None:
+            spec = held.spec
+            held.request = LazyRequest(functools.partial(build_run_task, self._cfg, spec, attempt=launch.attempt))
+        backoff = {core.Pace.THROTTLED: self._throttle_backoff, core.Pace.NOW: None}.get(launch.pace, self._backoff)
+        delay = backoff.delay(launch.step, self._rng) if backoff is not None else 0.0
+        self._io.submit(held.record.queueing, launch.attempt, held.request, priority=held.priority, delay=delay)
+
+    def _unwatch(self, queueing: str, cluster: str, arn: str) -> None:
+        if self._by_arn.get(arn) == queueing:
+            del self._by_arn[arn]
+        self._watch.get(cluster, set()).discard(arn)
         self._watch_changed = True
 
-    def _untrack(self, entry: _Entry) -> None:
-        arn = entry.record.task_arn
-        if arn:
-            self._by_arn.pop(arn, None)
-            self._watch.get(entry.cluster, set()).discard(arn)
-            self._watch_changed = True
+    def _forget(self, held: _Held) -> None:
+        rec = held.record
+        self._held.pop(rec.queueing, None)
+        if self._current.get(held.ident) == rec.queueing:
+            del self._current[held.ident]
+        if rec.task_arn and self._by_arn.get(rec.task_arn) == rec.queueing:
+            self._unwatch(rec.queueing, rec.cluster, rec.task_arn)
 
-    def _launch(self, entry: _Entry, *, attempt: int, delay: float) -> None:
-        """Hand one launch attempt to the launcher, which builds (and checks) its request off this thread."""
-        assert entry.spec is not None
-        entry.request = LazyRequest(functools.partial(build_run_task, self._cfg, entry.spec, attempt=attempt))
-        entry.record = advance(entry.record, Phase.LAUNCHING, at=self._clock(), attempt=attempt, task_arn=None)
-        self._io.submit(entry.record.id, attempt, entry.request, priority=entry.priority, delay=delay)
+    def _task_event(self, held: _Held, event: str, extra: str) -> None:
+        """A task-instance event for the UI; a problem recording it never stops the state change."""
+        if not hasattr(held.key, "dag_id"):
+            return  # callbacks have no task instance to attach an event to
+        try:
+            self.log_task_event(event=event, extra=extra, ti_key=held.key)
+        except Exception:  # the event is a courtesy; the state change already happened
+            self.log.warning("Could not record task-instance event %r for %s", event, held.record.workload_id)
 
     # ------------------------------------------------------------------ sync: never waits on AWS
     def sync(self) -> None:
         try:
-            for result in self._io.drain():
-                if isinstance(result, LaunchDone):
-                    self._on_launch(result)
-                elif isinstance(result, Described):
-                    self._on_described(result)
-                elif isinstance(result, StopDone) and result.error is not None:
-                    self.log.warning("StopTask %s failed: %s", result.arn, result.error)
-            self._check_deadlines()
+            self._io.ensure_alive()
+        except Exception:
+            self.log.exception("EcsExecutor could not check its worker threads")
+        for result in self._io.drain():
+            try:
+                self._on_result(result)
+            except Exception:  # one bad result never loses another: each is applied on its own
+                self.log.exception("BUG: applying a %s failed; the other results are applied", type(result).__name__)
+        try:
+            self._wake_due()
             if self._watch_changed:
                 self._io.track({c: frozenset(a) for c, a in self._watch.items() if a})
                 self._watch_changed = False
             if self._clock() - self._gauges_at >= GAUGE_SECONDS:
                 self._emit_gauges()
-        except Exception:  # the only catch-all: a bug here must not take the scheduler down
-            self.log.exception("EcsExecutor.sync failed; it will run again at the next heartbeat")
+        except Exception:
+            self.log.exception("BUG: EcsExecutor.sync failed; it will run again at the next heartbeat")
 
-    def _entry_for(self, workload_id: str) -> _Entry | None:
-        key = self._keys.get(workload_id)
-        return self._entries.get(key) if key is not None else None
+    def _on_result(self, result: LaunchDone | Described | StopDone | WorkerRestarted) -> None:
+        if isinstance(result, LaunchDone):
+            self._on_launch(result)
+        elif isinstance(result, Described):
+            self._on_described(result)
+        elif isinstance(result, StopDone) and result.error is not None:
+            self.log.warning("StopTask %s failed: %s", result.arn, result.error)
+        elif isinstance(result, WorkerRestarted):
+            Stats.incr("ecs_executor.worker_restarts")
+            self.log.error("EcsExecutor worker %s was restarted after: %s", result.name, result.error)
 
     def _on_launch(self, done: LaunchDone) -> None:
-        entry = self._entry_for(done.workload_id)
-        if entry is None or entry.record.attempt != done.attempt or entry.record.phase is not Phase.LAUNCHING:
-            if isinstance(done.result, Launched):  # revoked or superseded while RunTask was under way
-                self._io.stop(self._cfg.cluster, done.result.observation.arn, "no longer wanted by Airflow")
-            return
-        if done.invalid is not None:
-            self._finish(entry, Phase.FAILED, f"not launched: {done.invalid}", kind="invalid_request")
-            return
-        Stats.timing("ecs_executor.launch_call", done.seconds * 1000)
-        if isinstance(done.result, Launched):
-            arn = done.result.observation.arn
-            entry.record = advance(entry.record, Phase.PROVISIONING, at=self._clock(), task_arn=arn)
-            self._track(entry, arn)
-            self.running_state(entry.key, arn)
-            self.log.info("ECS task launched for %s: %s (attempt %d)", entry.record.id, arn, done.attempt)
-            self._observe(entry, done.result.observation)
+        event: core.Event
+        if done.withdrawn:
+            if not self._ending:
+                return  # cancelled because its record ended: nothing was sent
+            event = core.ShuttingDown(unsent=True)
+        elif done.invalid is not None:
+            event = core.Invalid(done.attempt, done.invalid)
+        elif isinstance(done.result, Launched):
+            event = core.Started(done.attempt, done.result.observation)
         elif isinstance(done.result, PlacementFailed):
-            Stats.incr("ecs_executor.placement_failures")
-            self._retry_attempt(entry, f"ECS could not place the task: {done.result.reason}")
+            event = core.NotPlaced(done.attempt, done.result.reason)
         elif done.error is not None:
             err = done.error
-            if err.kind is LaunchErrorKind.REJECTED:
-                Stats.incr(f"ecs_executor.failures.{err.code}")
-                self._finish(
-                    entry, Phase.FAILED, f"RunTask rejected the task: {err.code}: {err.message}", kind="rejected"
-                )
-                return
-            entry.transient_errors += 1
-            throttled = err.kind is LaunchErrorKind.THROTTLED
-            if throttled:
-                Stats.incr("ecs_executor.run_task_throttles")
-            if err.kind is LaunchErrorKind.CREDENTIALS:
-                self.log.warning("AWS credentials missing or expired (%s); launches wait until they return", err.code)
-            # Throttling is paced globally (the launcher's bucket pauses for everyone), so a throttled
-            # launch comes back soon; other transient errors back off exponentially per workload.
-            backoff = self._throttle_backoff if throttled else self._backoff
-            delay = backoff.delay(entry.transient_errors, self._rng)
-            entry.record = replace(entry.record, reason=f"{err.code}: {err.message}")
-            # Same attempt, same request, same clientToken: ECS never starts a second task for it.
-            assert entry.request is not None
-            self._io.submit(entry.record.id, done.attempt, entry.request, priority=entry.priority, delay=delay)
-
-    def _retry_attempt(self, entry: _Entry, reason: str) -> None:
-        """A new launch attempt (new clientToken) after a placement failure or a failed start."""
-        attempt = entry.record.attempt
-        if entry.spec is None or attempt >= self._cfg.max_launch_attempts:
-            tail = "" if entry.spec is not None else " (adopted task: its workload cannot be relaunched)"
-            self._finish(
-                entry,
-                Phase.FAILED,
-                f"{reason}; gave up after {attempt} launch attempt(s){tail}",
-                kind="launch_attempts",
-            )
+            event = core.CallFailed(done.attempt, err.kind, err.code, err.message)
+        else:
             return
-        delay = self._backoff.delay(attempt, self._rng)
-        self.log.info("%s: %s; launching again (attempt %d) in %.1f s", entry.record.id, reason, attempt + 1, delay)
-        self._task_event(entry, "ecs task relaunched", reason)
-        self._untrack(entry)
-        entry.record = advance(entry.record, Phase.PENDING, at=self._clock(), task_arn=None, reason=reason)
-        entry.version = -1
-        self._launch(entry, attempt=attempt + 1, delay=delay)
+        if not done.withdrawn and done.invalid is None:
+            Stats.timing("ecs_executor.launch_call", done.seconds * 1000)
+        if done.queueing in self._held:
+            self._decide(done.queueing, event)
+            return
+        if isinstance(event, core.Started):  # revoked or ended while RunTask was under way
+            parsed = parse_task_arn(event.observation.arn)
+            cluster = (parsed.cluster if parsed else None) or self._cfg.cluster
+            for action in core.orphan_launch(event, cluster):
+                if isinstance(action, core.StopTask):
+                    self._io.stop(action.cluster, action.arn, action.reason)
 
     def _on_described(self, described: Described) -> None:
         if described.error is not None:
             self.log.warning("DescribeTasks failed (%s); will try again", described.error.code)
-            return
         for obs in described.observations:
-            key = self._by_arn.get(obs.arn)
-            entry = self._entries.get(key) if key is not None else None
-            if entry is not None and entry.record.task_arn == obs.arn:
-                entry.missing_since = None
-                self._observe(entry, obs)
-        now = self._clock()
-        for arn in described.missing:
-            key = self._by_arn.get(arn)
-            entry = self._entries.get(key) if key is not None else None
-            if entry is None:
+            queueing = self._by_arn.get(obs.arn)
+            held = self._held.get(queueing) if queueing is not None else None
+            if held is None:
                 continue
-            if entry.missing_since is None:
-                entry.missing_since = now
-            # ECS is eventually consistent: a task just returned by RunTask can briefly be MISSING
-            # from DescribeTasks (AWS_FACTS.md). Only after the grace period is it a failure.
-            elif now - entry.missing_since > self._cfg.missing_grace:
-                reason = f"ECS no longer knows task {arn} (DescribeTasks reports it MISSING)"
-                self._finish(entry, Phase.FAILED, reason, kind="missing")
+            if held.spec is None and obs.commands:
+                # An adopted task: its own command carries its workload, so a task that failed to
+                # start can be launched again (next attempt, new clientToken) without spending a try.
+                command = next(cmd for _, cmd in obs.commands if cmd)
+                held.spec = _spec_from_command(command, held.record.queueing)
+                if held.spec is not None:
+                    held.record = replace(held.record, relaunchable=True)
+            self._decide(held.record.queueing, core.Observed(obs))
+        for arn in described.missing:
+            if arn in self._by_arn:
+                self._decide(self._by_arn[arn], core.Missing(arn))
+        for arn, why in described.unreadable:
+            if arn in self._by_arn:
+                self._decide(self._by_arn[arn], core.Missing(arn, why))
 
-    def _observe(self, entry: _Entry, obs: TaskObservation) -> None:
-        if obs.version and obs.version < entry.version:
-            return  # an older observation than one already applied
-        entry.version = max(entry.version, obs.version)
-        if obs.started and not entry.start_seen:
-            # Accepted -> container started; a short task may already be STOPPED when first seen.
-            entry.start_seen = True
-            Stats.timing("ecs_executor.launch_latency", (self._clock() - entry.accepted_at) * 1000)
-        outcome = judge(obs, entry.container)
-        if outcome.verdict is Verdict.RUNNING and entry.record.phase is Phase.PROVISIONING:
-            entry.record = advance(entry.record, Phase.RUNNING, at=self._clock())
-        elif outcome.verdict is Verdict.SUCCEEDED:
-            self._finish(entry, Phase.SUCCEEDED, None)
-        elif outcome.verdict is Verdict.FAILED:
-            self._finish(entry, Phase.FAILED, outcome.reason, kind=outcome.kind)
-        elif outcome.verdict is Verdict.RELAUNCH:
-            Stats.incr("ecs_executor.failed_to_start")
-            self._retry_attempt(entry, outcome.reason or "the ECS task failed to start")
-
-    def _finish(self, entry: _Entry, phase: Phase, reason: str | None, *, kind: str | None = None) -> None:
-        entry.record = advance(entry.record, phase, at=self._clock(), reason=reason)
-        self._forget(entry)
-        self._untrack(entry)
-        if phase is Phase.SUCCEEDED:
-            self.log.info("%s succeeded (ECS task %s)", entry.record.id, entry.record.task_arn)
-            self.success(entry.key, entry.record.task_arn)
-            return
-        Stats.incr("ecs_executor.failures")
-        Stats.incr(f"ecs_executor.failures.{kind or 'other'}")
-        self.log.warning("%s failed: %s", entry.record.id, reason)
-        self.fail(entry.key, reason)
-        self._task_event(entry, "ecs task failed", reason or "unknown reason")
-
-    def _forget(self, entry: _Entry) -> None:
-        self._entries.pop(entry.key, None)
-        self._keys.pop(entry.record.id, None)
-
-    def _task_event(self, entry: _Entry, event: str, extra: str) -> None:
-        """A task-instance event for the UI; a problem recording it never stops the state change."""
-        if not hasattr(entry.key, "dag_id"):
-            return  # callbacks have no task instance to attach an event to
-        try:
-            self.log_task_event(event=event, extra=extra, ti_key=entry.key)
-        except Exception:  # the event is a courtesy; the state change already happened
-            self.log.warning("Could not record task-instance event %r for %s", event, entry.record.id, exc_info=True)
-
-    def _check_deadlines(self) -> None:
-        """Fail what has not started within launch_timeout; only entries past their deadline are looked at.
-
-        Entries are queued oldest first; one that started before its deadline never goes back to a
-        starting phase (lifecycle.ALLOWED), so it is dropped from the queue when its deadline passes.
-        """
+    def _wake_due(self) -> None:
         now = self._clock()
-        limit = self._cfg.launch_timeout
-        while self._deadlines and now - self._deadlines[0][0] > limit:
-            accepted_at, key = self._deadlines.popleft()
-            entry = self._entries.get(key)
-            if entry is not None and entry.accepted_at == accepted_at and entry.record.phase in _STARTING:
-                last = f" (last error: {entry.record.reason})" if entry.record.reason else ""
-                if entry.record.task_arn:
-                    self._io.stop(entry.cluster, entry.record.task_arn, "did not start within launch_timeout")
-                self._finish(
-                    entry, Phase.FAILED, f"the ECS task did not start within {limit:.0f} s{last}", kind="launch_timeout"
-                )
+        while self._wakeups and self._wakeups[0][0] <= now:
+            _, _, queueing = heapq.heappop(self._wakeups)
+            self._decide(queueing, core.Tick())
 
     def _emit_gauges(self) -> None:
         self._gauges_at = self._clock()
-        counts = {phase: 0 for phase in Phase}
-        for entry in self._entries.values():
-            counts[entry.record.phase] += 1
+        counts = dict.fromkeys(Phase, 0)
+        for held in self._held.values():
+            counts[held.record.phase] += 1
         Stats.gauge("ecs_executor.pending", counts[Phase.PENDING])
         Stats.gauge("ecs_executor.launching", counts[Phase.LAUNCHING])
         Stats.gauge("ecs_executor.provisioning", counts[Phase.PROVISIONING])
@@ -464,110 +453,67 @@ class EcsExecutor(BaseExecutor):
 
     # ------------------------------------------------------------------ Airflow's lifecycle duties
     def revoke_task(self, *, ti: Any) -> None:
-        entry = self._entries.get(ti.key)
         self.running.discard(ti.key)
         self.queued_tasks.pop(ti.key, None)
-        if entry is None:
+        queueing = self._current.get(_identity(ti.key))
+        held = self._held.get(queueing) if queueing is not None else None
+        if held is None or held.key != ti.key:
             return
-        self._forget(entry)
-        self._untrack(entry)
-        self._io.cancel(entry.record.id)  # launches not sent yet never reach ECS
-        if entry.record.task_arn:
-            self._io.stop(entry.cluster, entry.record.task_arn, "revoked by Airflow")
-        self.log.info("%s revoked", entry.record.id)
+        self._decide(held.record.queueing, core.Revoked())
+        self.log.info("%s revoked", held.record.workload_id)
 
     def try_adopt_task_instances(self, tis: Sequence[Any]) -> Sequence[Any]:
-        by_cluster: dict[str, list[Any]] = {}
+        """Adopt every task instance whose external_executor_id is an ECS task ARN; no AWS call here.
+
+        Each adopted task is tracked in the cluster its ARN names; what it was launched with (its
+        container, launch attempt and workload) comes from its first observation. A task that cannot
+        be described is kept and tracked, never handed back to be launched a second time.
+        """
         not_adopted = []
+        now = self._clock()
         for ti in tis:
-            arn = ti.external_executor_id or ""
-            if arn.startswith("arn:") and ":task/" in arn:
-                by_cluster.setdefault(self._cfg.cluster, []).append(ti)
-            else:
+            parsed = parse_task_arn(ti.external_executor_id)
+            if parsed is None:
                 not_adopted.append(ti)
-        for cluster, group in by_cluster.items():
-            known: dict[str, TaskObservation] = {}
-            for described in self._io.describe_now(cluster, [ti.external_executor_id for ti in group]):
-                known.update({o.arn: o for o in described.observations})
-            for ti in group:
-                obs = known.get(ti.external_executor_id)
-                if obs is None:
-                    not_adopted.append(ti)  # ECS no longer knows it: the scheduler takes it back
-                    continue
-                now = self._clock()
-                tags = dict(obs.tags)
-                attempt = int(tags.get(ATTEMPT_TAG, "1")) if tags.get(ATTEMPT_TAG, "1").isdigit() else 1
-                container = self._cfg.container_name
-                # The task's own command carries its workload: an adopted task that failed to start
-                # can then be launched again (next attempt, next clientToken) without spending a try.
-                spec = next((_spec_from_command(cmd) for name, cmd in obs.commands if name == container and cmd), None)
-                record = Workload(
-                    _workload_id(ti.key), phase=Phase.PROVISIONING, attempt=attempt, task_arn=obs.arn, changed_at=now
-                )
-                entry = _Entry(
-                    ti.key, record, spec, cluster, container, -int(getattr(ti, "priority_weight", 0) or 0), now
-                )
-                self._add(entry)
-                self._track(entry, obs.arn)
-                self.running.add(ti.key)
-                self.log.info("adopted %s: ECS task %s (%s)", record.id, obs.arn, obs.last_status)
-                self._observe(entry, obs)
+                continue
+            queueing = self._new_queueing()
+            record, actions = core.adopt(
+                queueing,
+                _workload_id(ti.key),
+                arn=parsed.arn,
+                cluster=parsed.cluster or self._cfg.cluster,
+                now=now,
+                policy=self._policy,
+            )
+            self.running.add(ti.key)
+            priority = -int(getattr(ti, "priority_weight", 0) or 0)
+            self._hold(_Held(ti.key, _identity(ti.key), None, priority, record), actions)
+            self.log.info("adopted %s: ECS task %s", record.workload_id, parsed.arn)
         return not_adopted
 
     def terminate(self) -> None:
+        """Stop every ECS task this executor holds; StopTask calls are waited for, bounded."""
         if self._workers is None or self._workers.closed:
             return
-        for entry in list(self._entries.values()):
-            if entry.record.task_arn:
-                self._io.stop(entry.cluster, entry.record.task_arn, "Airflow scheduler terminated")
-        if self._workers is not None:
-            self._workers.close(timeout=TERMINATE_SECONDS)
+        self._io.withdraw_all()
+        for held in list(self._held.values()):
+            rec = held.record
+            if rec.task_arn and not rec.done:
+                self._io.stop(rec.cluster, rec.task_arn, "Airflow scheduler terminated")
+        self._io.close(timeout=TERMINATE_SECONDS)
 
     def end(self) -> None:
+        """Launch nothing more: unsent launches go back to Airflow; ECS tasks keep running (adoptable)."""
+        if self._workers is None or self._workers.closed:
+            return
+        self._ending = True
+        for queueing in self._io.withdraw_all():
+            self._decide(queueing, core.ShuttingDown(unsent=True))
         deadline = self._clock() + END_SECONDS
-        while self._entries and self._clock() < deadline:
+        while self._io.launches_unsettled() and self._clock() < deadline:
             self.sync()
-            time.sleep(1.0)
-        if self._entries:
-            self.log.warning(
-                "EcsExecutor.end: %d workload(s) still unfinished after %.0f s", len(self._entries), END_SECONDS
-            )
-        if self._workers is not None:
-            self._workers.close(timeout=TERMINATE_SECONDS)
-
-
-def check_health(client: Any, cfg: ExecutorConfig) -> list[str]:
-    """Start-up checks; each problem names its fix. Empty when all is well."""
-    problems: list[str] = []
-    try:
-        clusters = client.describe_clusters(clusters=[cfg.cluster])
-        found = [c for c in clusters.get("clusters", []) if c.get("status") == "ACTIVE"]
-        if not found:
-            problems.append(
-                f"cluster {cfg.cluster!r} does not exist or is not ACTIVE: create it, or fix [ecs_executor] cluster"
-            )
-    except (ClientError, BotoCoreError) as exc:
-        return [f"cannot reach ECS with connection {cfg.conn_id!r}: {exc}. Check the credentials and endpoint_url."]
-    try:
-        definition = client.describe_task_definition(taskDefinition=cfg.task_definition)["taskDefinition"]
-    except ClientError as exc:
-        problems.append(
-            f"task definition {cfg.task_definition!r} not found ({exc.response['Error']['Message']}): "
-            "register it, or fix [ecs_executor] task_definition"
-        )
-        return problems
-    names = [c["name"] for c in definition.get("containerDefinitions", [])]
-    if cfg.container_name not in names:
-        problems.append(
-            f"task definition {cfg.task_definition!r} has no container {cfg.container_name!r} "
-            f"(it has {names}): fix [ecs_executor] container_name"
-        )
-    if (
-        definition.get("networkMode") == "awsvpc"
-        and not cfg.subnets
-        and "networkConfiguration" not in cfg.run_task_kwargs
-    ):
-        problems.append("the task definition uses awsvpc networking but no subnets are set: set [ecs_executor] subnets")
-    if cfg.launch_type == "FARGATE" and "FARGATE" not in definition.get("compatibilities", []):
-        problems.append(f"task definition {cfg.task_definition!r} is not FARGATE-compatible but launch_type is FARGATE")
-    return problems
+            time.sleep(0.1)
+        self.sync()
+        if self._io.launches_unsettled():
+            self.log.warning("EcsExecutor.end: RunTask calls still under way after %.0f s", END_SECONDS)
+        self._io.close(timeout=TERMINATE_SECONDS)

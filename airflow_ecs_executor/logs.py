@@ -27,10 +27,11 @@ from airflow.config_templates.airflow_local_settings import DEFAULT_LOGGING_CONF
 from airflow.configuration import conf
 from airflow.utils.log.file_task_handler import FileTaskHandler
 from airflow.utils.state import TaskInstanceState
-from botocore.config import Config
 
+from airflow_ecs_executor.aws.arns import is_task_arn, parse_task_arn
 from airflow_ecs_executor.aws.client import translate
 from airflow_ecs_executor.aws.logs import LogStream, awslogs_stream, read_stream
+from airflow_ecs_executor.aws.session import client_config
 from airflow_ecs_executor.config import SECTION, ConfigError, ExecutorConfig, parse_config
 from airflow_ecs_executor.connection import make_client
 
@@ -41,17 +42,6 @@ _LIVE_STATES = frozenset({TaskInstanceState.RUNNING, TaskInstanceState.DEFERRED}
 def note_line(text: str, level: str = "warning") -> str:
     """A line for the log view that says something about the log itself, not from the task."""
     return json.dumps({"event": f"{NOTE_PREFIX} {text}", "level": level})
-
-
-def is_ecs_task_arn(value: str | None) -> bool:
-    """Whether ``value`` (an external_executor_id) is an ECS task ARN."""
-    return value is not None and value.startswith("arn:") and ":ecs:" in value and ":task/" in value
-
-
-def _cluster_and_id(arn: str) -> tuple[str | None, str]:
-    """``arn:aws:ecs:<region>:<account>:task/<cluster>/<id>``; the old format has no cluster."""
-    parts = arn.split(":task/", 1)[1].split("/")
-    return (parts[0], parts[-1]) if len(parts) > 1 else (None, parts[-1])
 
 
 class EcsLogReader:
@@ -68,7 +58,7 @@ class EcsLogReader:
         with self._lock:
             key = (service, region)
             if key not in self._clients:
-                config = Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=20)
+                config = client_config(attempts=1, read_timeout=20)
                 self._clients[key] = self._client_factory(self._cfg, service, region_name=region, config=config)
             return self._clients[key]
 
@@ -82,7 +72,10 @@ class EcsLogReader:
         """Where the workload container of ECS task ``arn`` logs, or why that cannot be known."""
         profile = self._cfg.queue_profiles.get(queue or "")
         container = (profile.container_name if profile else None) or self._cfg.container_name
-        cluster, task_id = _cluster_and_id(arn)
+        parsed = parse_task_arn(arn)
+        if parsed is None:
+            return f"{arn!r} is not an ECS task ARN"
+        cluster, task_id = parsed.cluster, parsed.task_id
         definition_ref: str | None = None
         try:
             described = self._client("ecs").describe_tasks(cluster=cluster or self._cfg.cluster, tasks=[arn])
@@ -102,7 +95,7 @@ class EcsLogReader:
 
     def read(self, arn: str | None, queue: str | None, try_number: int) -> tuple[list[str], list[str]]:
         """``(sources, lines)`` in the shape Airflow's log readers expect."""
-        if not is_ecs_task_arn(arn):
+        if not is_task_arn(arn):
             return [f"ECS: no ECS task is recorded for try {try_number} yet"], [
                 note_line(f"try {try_number} has no ECS task ARN recorded yet; its log appears once it is launched")
             ]
@@ -155,7 +148,7 @@ class EcsTaskLogHandler(FileTaskHandler):
             sources, logs = super()._read_remote_logs(ti, try_number, metadata)
         except NotImplementedError:
             sources, logs = [], []
-        if logs or not is_ecs_task_arn(getattr(ti, "external_executor_id", None)):
+        if logs or not is_task_arn(getattr(ti, "external_executor_id", None)):
             return sources, logs
         if ti.state in _LIVE_STATES and ti.try_number == try_number:
             return sources, logs

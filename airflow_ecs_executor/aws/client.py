@@ -21,6 +21,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from airflow_ecs_executor.aws.requests import launch_attempt_of
 from airflow_ecs_executor.core.classify import ContainerObservation, LaunchErrorKind, TaskObservation, launch_error_kind
 
 # DescribeTasks accepts at most 100 task IDs or ARNs per call (ECS API model, DescribeTasks.tasks).
@@ -77,12 +78,12 @@ def parse_task(raw: Mapping[str, Any]) -> TaskObservation:
             )
             for c in raw.get("containers") or []
         ),
-        tags=tuple((str(t.get("key")), str(t.get("value"))) for t in raw.get("tags") or []),
         commands=tuple(
             (str(o.get("name")), tuple(str(a) for a in o.get("command") or []))
             for o in (raw.get("overrides") or {}).get("containerOverrides") or []
             if o.get("command")
         ),
+        launch_attempt=launch_attempt_of(raw.get("startedBy")),
     )
 
 
@@ -114,15 +115,9 @@ class EcsClient:
         try:
             response = self._client.run_task(**request)
         except Exception as exc:
-            err = translate(exc)
-            # The same clientToken with a different request body (a new JWT after a scheduler
-            # restart): ECS names the task that this token already started. That task runs this
-            # very launch attempt, so it is adopted instead of starting a second one.
-            if err.code == "ConflictException" and err.resource_ids:
-                return Launched(
-                    TaskObservation(arn=err.resource_ids[0], last_status="PROVISIONING", desired_status="RUNNING")
-                )
-            raise err from exc
+            # ConflictException (the clientToken was used with another request) is an error like any
+            # other: the task it names is never taken for ours (LaunchErrorKind.CONFLICT).
+            raise translate(exc) from exc
         tasks = response.get("tasks") or []
         if tasks:
             return Launched(parse_task(tasks[0]))
@@ -132,15 +127,12 @@ class EcsClient:
         )
         return PlacementFailed(reason or "RunTask returned neither a task nor a failure")
 
-    def describe_tasks(
-        self, cluster: str, arns: Sequence[str], *, include_tags: bool = False
-    ) -> tuple[list[TaskObservation], list[str]]:
+    def describe_tasks(self, cluster: str, arns: Sequence[str]) -> tuple[list[TaskObservation], list[str]]:
         """Observations for the ARNs ECS knows, and the ARNs it reported MISSING."""
         if len(arns) > DESCRIBE_BATCH:
             raise ValueError(f"DescribeTasks takes at most {DESCRIBE_BATCH} ARNs")
-        extra = {"include": ["TAGS"]} if include_tags else {}
         try:
-            response = self._client.describe_tasks(cluster=cluster, tasks=list(arns), **extra)
+            response = self._client.describe_tasks(cluster=cluster, tasks=list(arns))
         except Exception as exc:
             raise translate(exc) from exc
         seen = [parse_task(t) for t in response.get("tasks") or []]

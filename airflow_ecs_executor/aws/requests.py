@@ -14,13 +14,14 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import botocore.session
 from botocore.model import Shape
 from botocore.validate import ParamValidator
 
-from airflow_ecs_executor.config import ExecutorConfig, QueueProfile
+if TYPE_CHECKING:  # the configuration model depends on aws.session; no import cycle at run time
+    from airflow_ecs_executor.config import ExecutorConfig
 
 # RunTask.overrides: "A total of 8192 characters are allowed for overrides. This limit includes the
 # JSON formatting characters of the override structure." (ECS API model)
@@ -35,16 +36,35 @@ class RequestError(ValueError):
     """The request cannot be built or would be rejected; the message is for the Airflow UI."""
 
 
-ATTEMPT_TAG: Final = "ecs_executor_launch_attempt"
+QUEUEING_TAG: Final = "ecs_executor_queueing"
 
 
-def client_token(workload_id: str, attempt: int) -> str:
-    """The RunTask clientToken of one (workload, launch attempt).
+def client_token(queueing: str, attempt: int) -> str:
+    """The RunTask clientToken of one (queueing, launch attempt): 64 hex characters.
 
-    Up to 64 ASCII characters; the same token with the same request returns the original task
-    instead of starting a second one.
+    ECS answers a repeated token (within one cluster, for 24 hours) with the task it already started
+    for it, so a resend of the same request after a lost response never starts a second task. The
+    queueing id is drawn at random each time Airflow hands a workload over, so a rescheduled sensor's
+    next poke, a resumed deferral or a cleared task never meets the token of an earlier queueing.
     """
-    return hashlib.sha256(f"{workload_id}:{attempt}".encode()).hexdigest()
+    return hashlib.sha256(f"{queueing}:{attempt}".encode()).hexdigest()
+
+
+def started_by(attempt: int) -> str:
+    """RunTask ``startedBy``: the launch attempt rides in a task field that survives StopTask.
+
+    StopTask deletes a task's tags (ECS API model), so nothing the executor needs after a stop may
+    live only in a tag. startedBy allows up to 128 letters, digits, ``-``, ``/`` and ``_``.
+    """
+    return f"{STARTED_BY}/{attempt}"
+
+
+def launch_attempt_of(value: str | None) -> int | None:
+    """The launch attempt that ``started_by`` wrote, or None for a task we did not start this way."""
+    prefix = f"{STARTED_BY}/"
+    if value and value.startswith(prefix) and value[len(prefix) :].isdigit():
+        return int(value[len(prefix) :])
+    return None
 
 
 def sanitise_tag(text: str, limit: int) -> str:
@@ -67,6 +87,7 @@ class WorkloadSpec:
     """What the executor knows of one workload when it builds its request."""
 
     workload_id: str
+    queueing: str  # this hand-over's identity: the clientTokens derive from it
     command: Sequence[str] | Callable[[], Sequence[str]]  # a callable is asked when the request is built
     queue: str | None
     executor_config: Mapping[str, Any]
@@ -120,9 +141,7 @@ def build_run_task(cfg: ExecutorConfig, spec: WorkloadSpec, *, attempt: int) -> 
     """The complete RunTask request for one launch attempt; RequestError when it cannot be sent."""
     ec = spec.executor_config or {}
     _check_executor_config(cfg, ec)
-    profile = cfg.queue_profiles.get(spec.queue or "") if spec.queue else None
-    if profile is None:
-        profile = QueueProfile()
+    profile = cfg.profile_for(spec.queue)
     container = profile.container_name or cfg.container_name
     command = spec.command() if callable(spec.command) else spec.command
     container_override: dict[str, Any] = {"name": container, "command": list(command)}
@@ -143,15 +162,13 @@ def build_run_task(cfg: ExecutorConfig, spec: WorkloadSpec, *, attempt: int) -> 
         overrides["taskRoleArn"] = ec["task_role_arn"]
     if ec.get("execution_role_arn"):
         overrides["executionRoleArn"] = ec["execution_role_arn"]
-    # The launch attempt rides along as a tag so that a restarted scheduler adopting the task knows
-    # which clientTokens were spent (see EcsExecutor.try_adopt_task_instances).
-    tags = {**spec.tags, **{str(k): str(v) for k, v in (ec.get("tags") or {}).items()}, ATTEMPT_TAG: str(attempt)}
+    tags = {**spec.tags, **{str(k): str(v) for k, v in (ec.get("tags") or {}).items()}, QUEUEING_TAG: spec.queueing}
     request: dict[str, Any] = {
         "cluster": ec.get("cluster") or cfg.cluster,
         "taskDefinition": ec.get("task_definition") or profile.task_definition or cfg.task_definition,
         "count": 1,
-        "startedBy": STARTED_BY,
-        "clientToken": client_token(spec.workload_id, attempt),
+        "startedBy": started_by(attempt),
+        "clientToken": client_token(spec.queueing, attempt),
         "overrides": overrides,
         "tags": [{"key": sanitise_tag(k, 128), "value": sanitise_tag(v, 256)} for k, v in tags.items()],
     }

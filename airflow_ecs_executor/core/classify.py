@@ -34,8 +34,8 @@ class TaskObservation:
     stop_code: str | None = None
     stopped_reason: str | None = None
     containers: tuple[ContainerObservation, ...] = ()
-    tags: tuple[tuple[str, str], ...] = ()  # when DescribeTasks was asked for them
     commands: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (container, command) of the RunTask overrides
+    launch_attempt: int | None = None  # our launch attempt, when the task's startedBy names it
 
     def container(self, name: str) -> ContainerObservation | None:
         return next((c for c in self.containers if c.name == name), None)
@@ -61,60 +61,81 @@ class Outcome:
 
 
 OOM_EXIT_CODE: Final = 137
-_STARTING = frozenset({"PROVISIONING", "PENDING", "ACTIVATING"})
+
+# Why ECS stopped a task whose container ran, for every stopCode of the ECS API model (TaskStopCode)
+# that is not about the container's own exit. TaskFailedToStart and EssentialContainerExited are
+# decided from the containers; UserInitiated is below.
+_STOPPED_BY_AWS: Final = {
+    "SpotInterruption": ("Spot interruption: Fargate Spot reclaimed the capacity", "spot"),
+    "TerminationNotice": ("the task's host received a termination notice (Spot or retirement)", "termination_notice"),
+    "InfrastructureHealth": ("AWS stopped the task because of an infrastructure health problem", "infrastructure"),
+    "ServiceSchedulerInitiated": ("an ECS service scheduler stopped the task", "service_scheduler"),
+}
 
 
-def _describe_exit(container: ContainerObservation) -> Outcome:
+def _describe_exit(container: ContainerObservation, stopped: str | None) -> Outcome:
     code = container.exit_code
     detail = f" ({container.reason})" if container.reason else ""
+    why = f"; ECS: {stopped}" if stopped else ""
     name = container.name
     if code == OOM_EXIT_CODE and container.reason and "OutOfMemory" in container.reason:
         return Outcome(
-            Verdict.FAILED, f"container '{name}' ran out of memory and was killed (exit code 137){detail}", "oom"
+            Verdict.FAILED, f"container '{name}' ran out of memory and was killed (exit code 137){detail}{why}", "oom"
         )
     if code == OOM_EXIT_CODE:
         return Outcome(
             Verdict.FAILED,
-            f"container '{name}' was killed (exit code 137: SIGKILL, often out of memory){detail}",
+            f"container '{name}' was killed (exit code 137: SIGKILL, often out of memory){detail}{why}",
             "oom",
         )
-    return Outcome(Verdict.FAILED, f"container '{name}' exited with code {code}{detail}", "exit_code")
+    return Outcome(Verdict.FAILED, f"container '{name}' exited with code {code}{detail}{why}", "exit_code")
 
 
-def judge(task: TaskObservation, container_name: str) -> Outcome:
-    """What the executor does about this observation of the workload's ECS task."""
+def _main_container(task: TaskObservation, name: str | None) -> ContainerObservation | None:
+    if name is not None:
+        return task.container(name)
+    return task.containers[0] if len(task.containers) == 1 else None
+
+
+def judge(task: TaskObservation, container_name: str | None, *, started: bool = False) -> Outcome:
+    """What the executor does about this observation of the workload's ECS task.
+
+    ``started`` says the container was seen to start in an earlier observation: such a task is never
+    launched again, whatever this observation says. Until STOPPED, a task that has not started is
+    WAITING in every status, STOPPING and DEPROVISIONING included (a task that fails to start passes
+    through them); only STOPPED is final.
+    """
+    started = started or task.started or task.last_status == "RUNNING"
     if task.last_status != "STOPPED":
-        if task.last_status in _STARTING and not task.started:
-            return Outcome(Verdict.WAITING)
-        return Outcome(Verdict.RUNNING)
-    main = task.container(container_name)
-    stopped = task.stopped_reason or "no reason given"
+        return Outcome(Verdict.RUNNING if started else Verdict.WAITING)
+    main = _main_container(task, container_name)
+    label = container_name or "(the task's only container)"
+    stopped = task.stopped_reason
+    said = stopped or "no reason given"
     if main is not None and main.exit_code == 0:
         return Outcome(Verdict.SUCCEEDED)
     if task.stop_code == "UserInitiated":
-        return Outcome(Verdict.FAILED, f"the ECS task was stopped by a user or the executor: {stopped}", "stopped")
-    never_ran = task.stop_code == "TaskFailedToStart" or (not task.started and (main is None or main.exit_code is None))
+        return Outcome(Verdict.FAILED, f"the ECS task was stopped by a user or the executor: {said}", "stopped")
+    never_ran = not started and (task.stop_code == "TaskFailedToStart" or main is None or main.exit_code is None)
     if never_ran:
-        detail = main.reason if main is not None and main.reason and main.reason not in stopped else None
+        detail = main.reason if main is not None and main.reason and main.reason not in said else None
         return Outcome(
             Verdict.RELAUNCH,
-            f"the ECS task failed to start: {stopped}" + (f" ({detail})" if detail else ""),
+            f"the ECS task failed to start: {said}" + (f" ({detail})" if detail else ""),
             "failed_to_start",
         )
-    if task.stop_code == "SpotInterruption":
+    by_aws = _STOPPED_BY_AWS.get(task.stop_code or "")
+    if by_aws is not None:
+        text, kind = by_aws
         code = f" (exit code {main.exit_code})" if main is not None and main.exit_code is not None else ""
-        return Outcome(Verdict.FAILED, f"Spot interruption: Fargate Spot reclaimed the capacity{code}", "spot")
+        return Outcome(Verdict.FAILED, f"{text}{code}: {said}", kind)
     if main is None:
         return Outcome(
-            Verdict.FAILED,
-            f"the ECS task has no container named '{container_name}'; it stopped: {stopped}",
-            "no_container",
+            Verdict.FAILED, f"the ECS task has no container named '{label}'; it stopped: {said}", "no_container"
         )
     if main.exit_code is None:
-        return Outcome(
-            Verdict.FAILED, f"container '{container_name}' stopped without an exit code: {stopped}", "no_exit_code"
-        )
-    return _describe_exit(main)
+        return Outcome(Verdict.FAILED, f"container '{label}' stopped without an exit code: {said}", "no_exit_code")
+    return _describe_exit(main, stopped)
 
 
 class LaunchErrorKind(StrEnum):
@@ -123,6 +144,7 @@ class LaunchErrorKind(StrEnum):
     THROTTLED = "throttled"  # AWS refused for rate: the launcher pauses everyone; retry soon, same clientToken
     TRANSIENT = "transient"  # outcome unknown or AWS busy: retry the same request, same clientToken
     CREDENTIALS = "credentials"  # credentials missing or expired: pause launching until they return
+    CONFLICT = "conflict"  # the clientToken was used for another request: never our task; new attempt
     REJECTED = "rejected"  # the request itself is wrong: fail the workload with AWS's message
 
 
@@ -164,6 +186,8 @@ def launch_error_kind(code: str, http_status: int | None = None) -> LaunchErrorK
     """Classify an AWS error code from RunTask by code first, HTTP status second."""
     if code in CREDENTIAL_CODES:
         return LaunchErrorKind.CREDENTIALS
+    if code == "ConflictException":
+        return LaunchErrorKind.CONFLICT
     if code in THROTTLE_CODES or http_status == 429:
         return LaunchErrorKind.THROTTLED
     if code in TRANSIENT_CODES or (http_status is not None and http_status >= 500):

@@ -1,4 +1,4 @@
-"""One record per workload, one phase enum, one table of legal transitions."""
+"""One record per queueing, one phase enum, one table of legal transitions."""
 
 from __future__ import annotations
 
@@ -17,20 +17,23 @@ class Phase(StrEnum):
     RUNNING = "running"  # the container runs
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    RELEASED = "released"  # ended without a report: revoked, superseded, or handed back at shutdown
 
 
-TERMINAL: Final = frozenset({Phase.SUCCEEDED, Phase.FAILED})
+TERMINAL: Final = frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.RELEASED})
 
 ALLOWED: Final[Mapping[Phase, frozenset[Phase]]] = {
-    Phase.PENDING: frozenset({Phase.LAUNCHING, Phase.FAILED}),
+    Phase.PENDING: frozenset({Phase.LAUNCHING, Phase.FAILED, Phase.RELEASED}),
     # A launch ends with an ARN, a wait before the next attempt, or a failure. The same-token retry
     # of an unknown outcome stays in LAUNCHING.
-    Phase.LAUNCHING: frozenset({Phase.PROVISIONING, Phase.RUNNING, Phase.PENDING, Phase.FAILED, Phase.SUCCEEDED}),
+    Phase.LAUNCHING: frozenset({Phase.PROVISIONING, Phase.PENDING, Phase.FAILED, Phase.RELEASED}),
     # A task that stops before its container started is launched again (PENDING).
-    Phase.PROVISIONING: frozenset({Phase.RUNNING, Phase.PENDING, Phase.SUCCEEDED, Phase.FAILED}),
-    Phase.RUNNING: frozenset({Phase.SUCCEEDED, Phase.FAILED}),
+    Phase.PROVISIONING: frozenset({Phase.RUNNING, Phase.PENDING, Phase.SUCCEEDED, Phase.FAILED, Phase.RELEASED}),
+    # Once the container ran, the only way out is a final state: it is never launched again.
+    Phase.RUNNING: frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.RELEASED}),
     Phase.SUCCEEDED: frozenset(),
     Phase.FAILED: frozenset(),
+    Phase.RELEASED: frozenset(),
 }
 
 
@@ -45,28 +48,39 @@ class IllegalTransition(Exception):
 
 
 @dataclass(frozen=True)
-class Workload:
-    """The executor's record of one Airflow workload.
+class Record:
+    """The executor's record of one queueing (one hand-over of a workload by Airflow's scheduler).
 
     ``attempt`` counts launch attempts (ours, not Airflow's try_number): it grows when ECS could not
-    place the task or the task stopped before its container started.
+    place the task, refused the clientToken, or the task stopped before its container started.
+    ``container`` is None for an adopted task until its first observation names it.
     """
 
-    id: str
+    queueing: str
+    workload_id: str  # dag/task/run/map_index/try, or callback/<key>: for people, never for identity
+    cluster: str
+    container: str | None
+    accepted_at: float
     phase: Phase = Phase.PENDING
     attempt: int = 0
     task_arn: str | None = None
     changed_at: float = 0.0
-    not_before: float = 0.0  # do not launch before this time (backoff after a failed attempt)
-    reason: str | None = None  # the last failure reason, in words for the Airflow UI
+    version: int = -1  # the highest ECS task version applied
+    started: bool = False  # the container was seen to start: never launched again
+    missing_since: float | None = None
+    resends: int = 0  # same-request resends of the current attempt (throttling, 5xx, lost responses)
+    reason: str | None = None  # the last problem, in words for the Airflow UI
+    relaunchable: bool = True  # False for an adopted task whose workload could not be recovered
+    superseded: bool = False  # Airflow queued the same task instance again: never reported
+    adopted: bool = False
 
     @property
     def done(self) -> bool:
         return self.phase in TERMINAL
 
 
-def advance(rec: Workload, to: Phase, *, at: float, **changes: object) -> Workload:
+def advance(rec: Record, to: Phase, *, at: float, **changes: object) -> Record:
     """The record moved to ``to``; raises IllegalTransition for a move the table forbids."""
     if to not in ALLOWED[rec.phase]:
-        raise IllegalTransition(rec.id, rec.phase, to)
+        raise IllegalTransition(rec.workload_id, rec.phase, to)
     return replace(rec, phase=to, changed_at=at, **changes)  # type: ignore[arg-type]

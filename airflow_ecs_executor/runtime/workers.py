@@ -6,6 +6,10 @@ the launcher thread builds, so serialising and validating it costs the scheduler
 A launcher thread paces RunTask calls with a token bucket and runs them on a bounded pool; a
 tracker thread describes the watched ARNs in batches of at most 100. Workers own no executor state:
 every result goes into one queue and the scheduler thread decides what it means.
+
+Both threads are supervised: an exception that escapes a loop is logged with its traceback, reported
+as ``WorkerRestarted`` and the loop starts again; ``ensure_alive`` (called from every ``sync``)
+restarts a thread that died any other way. Jobs are keyed by queueing id: one hand-over of a workload.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,7 +64,7 @@ class LaunchJob:
     priority: int
     seq: int
     not_before: float = field(compare=False)
-    workload_id: str = field(compare=False)
+    queueing: str = field(compare=False)
     attempt: int = field(compare=False)
     request: RequestSource = field(compare=False, repr=False)  # holds the JWT: never logged
 
@@ -69,12 +73,13 @@ class LaunchJob:
 class LaunchDone:
     """The outcome of one RunTask call, or why its request could not be built (``invalid``)."""
 
-    workload_id: str
+    queueing: str
     attempt: int
     result: LaunchResult | None
     error: AwsCallError | None
     seconds: float
     invalid: str | None = None  # the request cannot be sent: the message is for the Airflow UI
+    withdrawn: bool = False  # never sent: launching stopped (end()) or the launch was cancelled
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,9 @@ class Described:
     observations: Sequence[TaskObservation]
     missing: Sequence[str]
     error: AwsCallError | None = None
+    # ARNs DescribeTasks refuses to describe at all (another account or Region, for instance), with
+    # AWS's words; found by splitting a refused batch so one bad ARN never hides the others.
+    unreadable: Sequence[tuple[str, str]] = ()
 
 
 @dataclass(frozen=True)
@@ -95,7 +103,16 @@ class StopDone:
     error: AwsCallError | None
 
 
-Result = LaunchDone | Described | StopDone
+@dataclass(frozen=True)
+class WorkerRestarted:
+    """A worker thread failed and was started again; ``error`` is the exception in words."""
+
+    name: str
+    error: str
+
+
+Result = LaunchDone | Described | StopDone | WorkerRestarted
+RESTART_PAUSE = 1.0  # seconds before a failed worker loop starts again
 
 
 class Workers:
@@ -127,19 +144,50 @@ class Workers:
         self._watch_lock = threading.Lock()
         self._poll_interval = poll_interval
         self._closed = threading.Event()
+        self._holding = False  # end(): nothing more is sent
+        self._cancelled: set[str] = set()  # queueings whose job may be in the launcher's hands
+        self._in_hand = 0  # jobs taken from the queue and not yet sent or withdrawn
         self.launches_in_flight = 0
-        self._threads = [
-            threading.Thread(target=self._launch_loop, name="ecs-executor-launcher", daemon=True),
-            threading.Thread(target=self._track_loop, name="ecs-executor-tracker", daemon=True),
-        ]
-        for t in self._threads:
-            t.start()
+        self._stops: set[Future[None]] = set()
+        self._stops_lock = threading.Lock()
+        self._loops: dict[str, Callable[[], None]] = {
+            "ecs-executor-launcher": self._launch_loop,
+            "ecs-executor-tracker": self._track_loop,
+        }
+        self._threads: dict[str, threading.Thread] = {}
+        for name in self._loops:
+            self._start_thread(name)
+
+    # -- supervision ----------------------------------------------------------------------------
+    def _start_thread(self, name: str) -> None:
+        thread = threading.Thread(target=self._supervised, args=(name,), name=name, daemon=True)
+        self._threads[name] = thread
+        thread.start()
+
+    def _supervised(self, name: str) -> None:
+        while not self._closed.is_set():
+            try:
+                self._loops[name]()
+                return  # a loop returns only when the workers close
+            except Exception as exc:
+                _log.exception("%s failed; starting it again in %.0f s", name, RESTART_PAUSE)
+                self._results.put(WorkerRestarted(name, f"{type(exc).__name__}: {exc}"))
+                self._closed.wait(RESTART_PAUSE)
+
+    def ensure_alive(self) -> list[str]:
+        """Start again any worker thread that died; returns their names (the scheduler thread calls this)."""
+        if self._closed.is_set():
+            return []
+        dead = [name for name, thread in self._threads.items() if not thread.is_alive()]
+        for name in dead:
+            _log.error("%s is not running; starting it again", name)
+            self._results.put(WorkerRestarted(name, "the thread had stopped"))
+            self._start_thread(name)
+        return dead
 
     # -- the scheduler thread's side: never blocks on AWS ---------------------------------------
-    def submit(
-        self, workload_id: str, attempt: int, request: RequestSource, *, priority: int, delay: float = 0.0
-    ) -> None:
-        job = LaunchJob(priority, next(self._seq), self._clock() + delay, workload_id, attempt, request)
+    def submit(self, queueing: str, attempt: int, request: RequestSource, *, priority: int, delay: float = 0.0) -> None:
+        job = LaunchJob(priority, next(self._seq), self._clock() + delay, queueing, attempt, request)
         with self._cond:
             if delay > 0:
                 heapq.heappush(self._delayed, (job.not_before, job.seq, job))
@@ -147,21 +195,41 @@ class Workers:
                 heapq.heappush(self._jobs, job)
             self._cond.notify()
 
-    def cancel(self, workload_id: str) -> int:
-        """Drop the workload's launches that have not been sent yet; returns how many were dropped.
+    def cancel(self, queueing: str) -> int:
+        """Drop the queueing's launch if it has not been sent yet; returns how many jobs were dropped.
 
-        A launch already sent cannot be recalled: its result still arrives and the executor stops
-        the task it started.
+        A job the launcher already holds (waiting for a rate token or a slot) is withdrawn before it
+        is sent. A launch already sent cannot be recalled: its result still arrives, and the
+        executor stops the task it started.
         """
         with self._cond:
-            jobs = [j for j in self._jobs if j.workload_id != workload_id]
-            delayed = [d for d in self._delayed if d[2].workload_id != workload_id]
+            jobs = [j for j in self._jobs if j.queueing != queueing]
+            delayed = [d for d in self._delayed if d[2].queueing != queueing]
             dropped = len(self._jobs) - len(jobs) + len(self._delayed) - len(delayed)
             if dropped:
                 heapq.heapify(jobs)
                 heapq.heapify(delayed)
                 self._jobs, self._delayed = jobs, delayed
+            elif self._in_hand:
+                self._cancelled.add(queueing)
             return dropped
+
+    def withdraw_all(self) -> list[str]:
+        """Stop launching (the scheduler is ending): the queueings whose launches were never sent.
+
+        A job the launcher holds at this moment comes back as a ``LaunchDone`` with ``withdrawn``.
+        """
+        with self._cond:
+            self._holding = True
+            ids = [j.queueing for j in self._jobs] + [d[2].queueing for d in self._delayed]
+            self._jobs, self._delayed = [], []
+            self._cond.notify_all()
+            return ids
+
+    def launches_unsettled(self) -> int:
+        """RunTask calls sent or about to be sent whose results have not been queued yet."""
+        with self._cond:
+            return self._in_hand + self.launches_in_flight
 
     def track(self, arns_by_cluster: Mapping[str, frozenset[str]]) -> None:
         with self._watch_lock:
@@ -171,7 +239,14 @@ class Workers:
         if self._closed.is_set():
             _log.warning("not stopping ECS task %s: the executor's workers are already shut down", arn)
             return
-        self._pool.submit(self._stop, cluster, arn, reason)
+        future = self._pool.submit(self._stop, cluster, arn, reason)
+        with self._stops_lock:
+            self._stops.add(future)
+        future.add_done_callback(self._stop_settled)
+
+    def _stop_settled(self, future: Future[None]) -> None:
+        with self._stops_lock:
+            self._stops.discard(future)
 
     @property
     def closed(self) -> bool:
@@ -190,20 +265,20 @@ class Workers:
         with self._cond:
             return len(self._jobs) + len(self._delayed)
 
-    def describe_now(self, cluster: str, arns: Sequence[str]) -> list[Described]:
-        """Describe ARNs synchronously (adoption at start only; never from sync())."""
-        return [
-            self._describe(cluster, list(arns[i : i + DESCRIBE_BATCH]), include_tags=True)
-            for i in range(0, len(arns), DESCRIBE_BATCH)
-        ]
-
     def close(self, timeout: float = 10.0) -> None:
+        """Stop the threads; StopTask calls already asked for are waited for, up to ``timeout`` seconds."""
+        deadline = self._clock() + timeout
         self._closed.set()
         with self._cond:
             self._cond.notify_all()
-        for t in self._threads:
-            t.join(timeout=timeout)
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        for t in list(self._threads.values()):
+            t.join(timeout=max(0.0, deadline - self._clock()))
+        with self._stops_lock:
+            stops = list(self._stops)
+        _, unfinished = wait(stops, timeout=max(0.0, deadline - self._clock()))
+        if unfinished:
+            _log.warning("%d StopTask call(s) did not finish within %.0f s", len(unfinished), timeout)
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- launcher -------------------------------------------------------------------------------
     def _next_job(self) -> LaunchJob | None:
@@ -212,10 +287,23 @@ class Workers:
                 now = self._clock()
                 while self._delayed and self._delayed[0][0] <= now:
                     heapq.heappush(self._jobs, heapq.heappop(self._delayed)[2])
-                if self._jobs:
+                if self._jobs and not self._holding:
+                    self._in_hand += 1
                     return heapq.heappop(self._jobs)
                 self._cond.wait(min(1.0, self._delayed[0][0] - now) if self._delayed else 1.0)
         return None
+
+    def _release_hand(self, job: LaunchJob, *, sent: bool) -> bool:
+        """The held job is sent now (True), or withdrawn because launching stopped or it was cancelled."""
+        with self._cond:
+            self._in_hand -= 1
+            withdrawn = self._holding or job.queueing in self._cancelled
+            self._cancelled.discard(job.queueing)
+            if sent and not withdrawn:
+                self.launches_in_flight += 1
+                return True
+        self._results.put(LaunchDone(job.queueing, job.attempt, None, None, 0.0, withdrawn=True))
+        return False
 
     def _build(self, job: LaunchJob) -> Request | None:
         """The job's request, built here on the launcher thread; None (and a result) when it cannot be."""
@@ -226,9 +314,11 @@ class Workers:
         except RequestError as exc:
             invalid = str(exc)
         except Exception as exc:  # a bug in our code: fail this workload loudly, never retry it
-            _log.exception("building the RunTask request for %s failed unexpectedly", job.workload_id)
+            _log.error("building the RunTask request for %s failed unexpectedly: %s", job.queueing, type(exc).__name__)
             invalid = f"internal error while building the RunTask request: {type(exc).__name__}: {exc}"
-        self._results.put(LaunchDone(job.workload_id, job.attempt, None, None, 0.0, invalid=invalid))
+        with self._cond:
+            self._in_hand -= 1
+        self._results.put(LaunchDone(job.queueing, job.attempt, None, None, 0.0, invalid=invalid))
         return None
 
     def _launch_loop(self) -> None:
@@ -236,22 +326,34 @@ class Workers:
             job = self._next_job()
             if job is None:
                 return
-            request = self._build(job)
-            if request is None:
-                continue  # no token or slot spent on a request that cannot be sent
-            while not self._closed.is_set():
-                with self._bucket_lock:
-                    wait = self._bucket.take(self._clock())
-                if wait <= 0:
-                    break
-                self._closed.wait(wait)
-            while not self._slots.acquire(timeout=0.5):
-                if self._closed.is_set():
-                    return
+            self._send(job)
+
+    def _send(self, job: LaunchJob) -> None:
+        request = self._build(job)
+        if request is None:
+            return  # no token or slot spent on a request that cannot be sent
+        while not self._closed.is_set():
+            with self._bucket_lock:
+                pause = self._bucket.take(self._clock())
+            if pause <= 0:
+                break
+            self._closed.wait(pause)
+        while not self._slots.acquire(timeout=0.5):
             if self._closed.is_set():
+                break
+        else:
+            if not self._release_hand(job, sent=not self._closed.is_set()):
+                self._slots.release()
                 return
-            self.launches_in_flight += 1
-            self._pool.submit(self._launch, job, request)
+            try:
+                self._pool.submit(self._launch, job, request)
+            except RuntimeError:  # the pool shut down meanwhile: the launch was never sent
+                with self._cond:
+                    self.launches_in_flight -= 1
+                self._slots.release()
+                self._results.put(LaunchDone(job.queueing, job.attempt, None, None, 0.0, withdrawn=True))
+            return
+        self._release_hand(job, sent=False)
 
     def _launch(self, job: LaunchJob, request: Request) -> None:
         started = self._clock()
@@ -264,12 +366,12 @@ class Workers:
                 with self._bucket_lock:
                     self._bucket.penalise(self._clock(), THROTTLE_PENALTY)
         except Exception as exc:  # a bug in our code: fail this workload loudly, never retry it
-            _log.exception("RunTask for %s failed unexpectedly", job.workload_id)
-            result, error = None, AwsCallError(LaunchErrorKind.REJECTED, type(exc).__name__, f"internal error: {exc}")
-        finally:
+            _log.error("RunTask for %s failed unexpectedly: %s", job.queueing, type(exc).__name__)
+            result, error = None, AwsCallError(LaunchErrorKind.REJECTED, type(exc).__name__, "internal error")
+        self._results.put(LaunchDone(job.queueing, job.attempt, result, error, self._clock() - started))
+        with self._cond:
             self.launches_in_flight -= 1
-            self._slots.release()
-        self._results.put(LaunchDone(job.workload_id, job.attempt, result, error, self._clock() - started))
+        self._slots.release()
 
     # -- tracker --------------------------------------------------------------------------------
     def _track_loop(self) -> None:
@@ -290,12 +392,26 @@ class Workers:
             for f in futures:
                 f.result()
 
-    def _describe(self, cluster: str, arns: list[str], *, include_tags: bool = False) -> Described:
+    def _describe(self, cluster: str, arns: list[str]) -> Described:
         try:
-            seen, missing = self._ecs.describe_tasks(cluster, arns, include_tags=include_tags)
+            seen, missing = self._ecs.describe_tasks(cluster, arns)
             return Described(cluster, seen, missing)
         except AwsCallError as exc:
-            return Described(cluster, [], [], exc)
+            if exc.kind is not LaunchErrorKind.REJECTED:
+                return Described(cluster, [], [], exc)  # throttled, 5xx, credentials: the next poll tries again
+            if len(arns) == 1:
+                return Described(cluster, [], [], unreadable=[(arns[0], f"{exc.code}: {exc.message}")])
+        # DescribeTasks refuses the whole call for one ARN it cannot describe (InvalidParameterException
+        # for an ARN of another account or Region): split the batch so the others are still seen.
+        half = len(arns) // 2
+        left, right = self._describe(cluster, arns[:half]), self._describe(cluster, arns[half:])
+        return Described(
+            cluster,
+            [*left.observations, *right.observations],
+            [*left.missing, *right.missing],
+            left.error or right.error,
+            [*left.unreadable, *right.unreadable],
+        )
 
     def _describe_into_queue(self, cluster: str, arns: list[str]) -> None:
         self._results.put(self._describe(cluster, arns))

@@ -10,6 +10,7 @@ from airflow_ecs_executor.aws.requests import (
     WorkloadSpec,
     build_run_task,
     client_token,
+    launch_attempt_of,
     redact,
     sanitise_tag,
 )
@@ -26,6 +27,7 @@ def config(**raw: str) -> Any:
 def spec(**kwargs: Any) -> WorkloadSpec:
     base: dict[str, Any] = {
         "workload_id": "dag/task/run/-1/1",
+        "queueing": "q1",
         "command": COMMAND,
         "queue": None,
         "executor_config": {},
@@ -40,7 +42,7 @@ def test_basic_request() -> None:
     assert req["taskDefinition"] == "td"
     assert req["count"] == 1
     assert req["launchType"] == "FARGATE"
-    assert req["startedBy"] == "airflow-ecs-executor"
+    assert req["startedBy"] == "airflow-ecs-executor/1"
     assert req["overrides"]["containerOverrides"] == [{"name": "base", "command": COMMAND}]
     assert req["networkConfiguration"]["awsvpcConfiguration"] == {
         "subnets": ["s-1", "s-2"],
@@ -56,7 +58,22 @@ def test_token_is_stable_per_attempt_and_valid() -> None:
     assert first != build_run_task(config(), spec(), attempt=2)["clientToken"]
     assert len(first) == 64
     assert all(33 <= ord(c) <= 126 for c in first)
-    assert first == client_token("dag/task/run/-1/1", 1)
+    assert first == client_token("q1", 1)
+
+
+def test_token_belongs_to_the_queueing_not_the_try() -> None:
+    """A reschedule-mode sensor's second poke: same dag/task/run/map index/try, another queueing."""
+    poke_1 = build_run_task(config(), spec(queueing="first-poke"), attempt=1)
+    poke_2 = build_run_task(config(), spec(queueing="second-poke"), attempt=1)
+    assert poke_1["clientToken"] != poke_2["clientToken"]
+
+
+def test_launch_attempt_survives_in_started_by() -> None:
+    """StopTask deletes tags (ECS API model, StopTask): the attempt rides in startedBy instead."""
+    req = build_run_task(config(), spec(), attempt=3)
+    assert launch_attempt_of(req["startedBy"]) == 3
+    assert launch_attempt_of("someone-else") is None
+    assert launch_attempt_of(None) is None
 
 
 def test_executor_config_resources() -> None:

@@ -5,24 +5,31 @@ import random
 import pytest
 
 from airflow_ecs_executor.core.backoff import Backoff
-from airflow_ecs_executor.core.lifecycle import ALLOWED, IllegalTransition, Phase, Workload, advance
+from airflow_ecs_executor.core.lifecycle import ALLOWED, IllegalTransition, Phase, Record, advance
 from airflow_ecs_executor.core.ratelimit import TokenBucket
 
 
+def rec(phase: Phase = Phase.PENDING) -> Record:
+    return Record("q", "dag/task/run/-1/1", "cluster", "base", accepted_at=0.0, phase=phase)
+
+
 def test_happy_path() -> None:
-    rec = Workload("w1")
-    rec = advance(rec, Phase.LAUNCHING, at=1.0, attempt=1)
-    rec = advance(rec, Phase.PROVISIONING, at=2.0, task_arn="arn:t")
-    rec = advance(rec, Phase.RUNNING, at=3.0)
-    rec = advance(rec, Phase.SUCCEEDED, at=4.0)
-    assert (rec.phase, rec.attempt, rec.task_arn, rec.changed_at, rec.done) == (Phase.SUCCEEDED, 1, "arn:t", 4.0, True)
+    r = advance(rec(), Phase.LAUNCHING, at=1.0, attempt=1)
+    r = advance(r, Phase.PROVISIONING, at=2.0, task_arn="arn:t")
+    r = advance(r, Phase.RUNNING, at=3.0)
+    r = advance(r, Phase.SUCCEEDED, at=4.0)
+    assert (r.phase, r.attempt, r.task_arn, r.changed_at, r.done) == (Phase.SUCCEEDED, 1, "arn:t", 4.0, True)
 
 
 def test_relaunch_after_failed_start_goes_back_to_pending() -> None:
-    rec = advance(advance(Workload("w"), Phase.LAUNCHING, at=0), Phase.PROVISIONING, at=1, task_arn="a")
-    rec = advance(rec, Phase.PENDING, at=2, task_arn=None, not_before=10.0, reason="CannotPullContainerError")
-    assert rec.phase is Phase.PENDING
-    assert rec.not_before == 10.0
+    r = advance(advance(rec(), Phase.LAUNCHING, at=0), Phase.PROVISIONING, at=1, task_arn="a")
+    r = advance(r, Phase.PENDING, at=2, task_arn=None, reason="CannotPullContainerError")
+    assert r.phase is Phase.PENDING
+
+
+def test_a_running_container_is_never_launched_again() -> None:
+    assert Phase.PENDING not in ALLOWED[Phase.RUNNING]
+    assert Phase.LAUNCHING not in ALLOWED[Phase.RUNNING]
 
 
 @pytest.mark.parametrize(
@@ -31,12 +38,13 @@ def test_relaunch_after_failed_start_goes_back_to_pending() -> None:
 )
 def test_every_illegal_move_raises(start: Phase, target: Phase) -> None:
     with pytest.raises(IllegalTransition):
-        advance(Workload("w", phase=start), target, at=0)
+        advance(rec(start), target, at=0)
 
 
 def test_terminal_phases_have_no_way_out() -> None:
     assert ALLOWED[Phase.SUCCEEDED] == frozenset()
     assert ALLOWED[Phase.FAILED] == frozenset()
+    assert ALLOWED[Phase.RELEASED] == frozenset()
 
 
 def test_backoff_grows_and_caps() -> None:

@@ -6,9 +6,10 @@ import threading
 import time
 from typing import Any
 
-from airflow_ecs_executor.aws.client import EcsClient
+from airflow_ecs_executor.aws.client import AwsCallError, EcsClient
 from airflow_ecs_executor.aws.requests import RequestError
-from airflow_ecs_executor.runtime.workers import LaunchDone, LazyRequest, Workers
+from airflow_ecs_executor.core.classify import LaunchErrorKind
+from airflow_ecs_executor.runtime.workers import Described, LaunchDone, LazyRequest, WorkerRestarted, Workers
 from ecs_emulator import Emulator
 from tests.helpers import aws_client, python_container, wait_for
 
@@ -40,7 +41,7 @@ def test_ready_jobs_launch_in_priority_order(emulator: Emulator) -> None:
         workers.submit("w5", 1, request("w5"), priority=5)
         for prio in (9, 1, 3):
             workers.submit(f"w{prio}", 1, request(f"w{prio}"), priority=prio)
-        order = [d.workload_id for d in collect(workers, 4)]
+        order = [d.queueing for d in collect(workers, 4)]
         assert order[1:] == sorted(order[1:], key=lambda w: int(w[1:]))
     finally:
         workers.close()
@@ -66,7 +67,7 @@ def test_delayed_job_waits(emulator: Emulator) -> None:
     try:
         workers.submit("later", 1, request("later"), priority=0, delay=0.5)
         workers.submit("now", 1, request("now"), priority=10)
-        assert [d.workload_id for d in collect(workers, 2)] == ["now", "later"]
+        assert [d.queueing for d in collect(workers, 2)] == ["now", "later"]
     finally:
         workers.close()
 
@@ -79,7 +80,7 @@ def test_cancelled_launches_never_reach_ecs(emulator: Emulator) -> None:
         workers.submit("kept", 1, request("kept"), priority=0, delay=0.5)
         assert workers.cancel("revoked") == 1
         assert workers.cancel("revoked") == 0
-        assert [d.workload_id for d in collect(workers, 1)] == ["kept"]
+        assert [d.queueing for d in collect(workers, 1)] == ["kept"]
         time.sleep(0.5)
         assert workers.drain() == []
         assert [t["startedBy"] for t in emulator.tasks()] == ["kept"]
@@ -119,10 +120,111 @@ def test_a_request_that_cannot_be_built_fails_that_job_only(emulator: Emulator) 
     try:
         workers.submit("bad", 1, LazyRequest(bad), priority=0)
         workers.submit("good", 1, request("good"), priority=1)
-        done = {d.workload_id: d for d in collect(workers, 2)}
+        done = {d.queueing: d for d in collect(workers, 2)}
         assert done["bad"].invalid == "executor_config keys ['image'] are not allowed here"
         assert done["bad"].result is None and done["bad"].error is None
         assert done["good"].invalid is None and done["good"].result is not None
         assert [t["startedBy"] for t in emulator.tasks()] == ["good"]
+    finally:
+        workers.close()
+
+
+def test_a_worker_that_fails_is_restarted_and_reported(emulator: Emulator) -> None:
+    """The tracker thread used to die on any non-AWS exception, and no task would ever finish again."""
+    ecs = setup(emulator)
+    client = EcsClient(ecs, "c")
+    calls: list[int] = []
+    real = client.describe_tasks
+
+    def flaky(cluster: str, arns: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise TypeError("a bug in our own code")
+        return real(cluster, arns)
+
+    client.describe_tasks = flaky  # type: ignore[method-assign]
+    workers = Workers(client, launch_rate=100, launch_concurrency=2, poll_interval=0.05)
+    try:
+        workers.submit("t", 1, request("t"), priority=0)
+        [done] = collect(workers, 1)
+        assert done.result is not None
+        arn = done.result.observation.arn  # type: ignore[union-attr]
+        workers.track({"c": frozenset({arn})})
+        results: list[Any] = []
+        wait_for(lambda: (results.extend(workers.drain()), any(isinstance(r, Described) for r in results))[1])
+        restarted = [r for r in results if isinstance(r, WorkerRestarted)]
+        assert [r.name for r in restarted] == ["ecs-executor-tracker"]
+        assert "TypeError: a bug in our own code" in restarted[0].error
+    finally:
+        workers.close()
+
+
+def test_a_dead_thread_is_started_again_by_ensure_alive(emulator: Emulator) -> None:
+    workers = Workers(EcsClient(setup(emulator), "c"), launch_rate=100, launch_concurrency=2)
+    try:
+        workers._closed.set()  # let both loops end as if they had died
+        for thread in workers._threads.values():
+            thread.join(timeout=5)
+        workers._closed.clear()
+        assert sorted(workers.ensure_alive()) == ["ecs-executor-launcher", "ecs-executor-tracker"]
+        assert all(t.is_alive() for t in workers._threads.values())
+        workers.submit("after", 1, request("after"), priority=0)
+        assert [d.queueing for d in collect(workers, 1)] == ["after"]
+    finally:
+        workers.close()
+
+
+def test_withdraw_all_returns_unsent_launches_and_sends_nothing_more(emulator: Emulator) -> None:
+    ecs = setup(emulator)
+    workers = Workers(EcsClient(ecs, "c"), launch_rate=100, launch_concurrency=2)
+    try:
+        for i in range(5):
+            workers.submit(f"w{i}", 1, request(f"w{i}"), priority=0, delay=2.0)
+        assert sorted(workers.withdraw_all()) == [f"w{i}" for i in range(5)]
+        workers.submit("late", 1, request("late"), priority=0)
+        time.sleep(0.5)
+        assert emulator.tasks() == []
+    finally:
+        workers.close()
+
+
+def test_close_waits_for_every_stop_it_was_asked_for(emulator: Emulator) -> None:
+    """terminate() used to cancel queued StopTask calls (12 of 20 stopped in a test)."""
+    ecs = setup(emulator)
+    workers = Workers(EcsClient(ecs, "c"), launch_rate=1000, launch_concurrency=8)
+    try:
+        for i in range(20):
+            workers.submit(f"s{i}", 1, request(f"s{i}"), priority=0)
+        arns = [d.result.observation.arn for d in collect(workers, 20)]  # type: ignore[union-attr]
+    finally:
+        for arn in arns:
+            workers.stop("c", arn, "terminated")
+        workers.close(timeout=30)
+    desired = {t["taskArn"]: t["desiredStatus"] for t in emulator.tasks()}
+    assert [desired[arn] for arn in arns] == ["STOPPED"] * 20
+
+
+def test_a_refused_describe_batch_is_split_so_one_bad_arn_hides_nothing(emulator: Emulator) -> None:
+    """DescribeTasks fails the whole call for one ARN it refuses (InvalidParameterException)."""
+    ecs = setup(emulator)
+    client = EcsClient(ecs, "c")
+    real = client.describe_tasks
+    bad = "arn:aws:ecs:us-east-1:999999999999:task/c/0123456789abcdef0123456789abcdef"
+
+    def strict(cluster: str, arns: Any) -> Any:
+        if bad in arns:
+            raise AwsCallError(LaunchErrorKind.REJECTED, "InvalidParameterException", "Identifier is for account 9")
+        return real(cluster, arns)
+
+    client.describe_tasks = strict  # type: ignore[method-assign]
+    workers = Workers(client, launch_rate=1000, launch_concurrency=4)
+    try:
+        for i in range(5):
+            workers.submit(f"g{i}", 1, request(f"g{i}"), priority=0)
+        good = [d.result.observation.arn for d in collect(workers, 5)]  # type: ignore[union-attr]
+        described = workers._describe("c", [*good[:2], bad, *good[2:]])
+        assert sorted(o.arn for o in described.observations) == sorted(good)
+        assert described.unreadable == [(bad, "InvalidParameterException: Identifier is for account 9")]
+        assert described.error is None
     finally:
         workers.close()

@@ -62,7 +62,7 @@ def test_callback_runs_as_an_ecs_task(executor: Any, emulator: Emulator, fail: b
     state, _ = final_event(executor, item.callback.key)
     assert str(state) == expected
     (task,) = emulator.tasks()
-    assert task["startedBy"] == "airflow-ecs-executor"
+    assert task["startedBy"] == "airflow-ecs-executor/1"
 
 
 def test_team_configuration_is_read_for_that_team(

@@ -24,7 +24,7 @@ def test_success_and_arn_recorded(executor: Any, emulator: Emulator) -> None:
     arns = [info for state, info in events if str(state) == "running"]
     assert arns and arns[0].startswith("arn:aws:ecs:us-east-1:123456789012:task/airflow/")
     task = next(t for t in emulator.tasks() if t["taskArn"] == arns[0])
-    assert task["startedBy"] == "airflow-ecs-executor"
+    assert task["startedBy"] == "airflow-ecs-executor/1"
 
 
 def test_container_failure_fails_with_reason(executor: Any) -> None:
@@ -154,7 +154,7 @@ def test_task_missing_past_grace_fails(
         final = run(ex, [workload("sleep")], timeout=60)
         state, info = next(iter(final.values()))
         assert str(state) == "failed"
-        assert "DescribeTasks reports it MISSING" in info
+        assert "(DescribeTasks: MISSING)" in info
     finally:
         ex.terminate()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from types import SimpleNamespace
 from typing import Any
 
@@ -36,10 +38,14 @@ def test_bad_config_refuses_to_start_listing_every_problem(
 @pytest.mark.parametrize(
     ("env", "needle"),
     [
-        pytest.param({"AIRFLOW__ECS_EXECUTOR__CLUSTER": "absent"}, "cluster 'absent' does not exist", id="cluster"),
+        pytest.param(
+            {"AIRFLOW__ECS_EXECUTOR__CLUSTER": "absent"},
+            "cluster absent: does not exist or is not ACTIVE",
+            id="cluster",
+        ),
         pytest.param(
             {"AIRFLOW__ECS_EXECUTOR__TASK_DEFINITION": "absent"},
-            "task definition 'absent' not found",
+            "task definition absent: ClientException",
             id="task-definition",
         ),
         pytest.param({"AIRFLOW__ECS_EXECUTOR__CONTAINER_NAME": "worker"}, "has no container 'worker'", id="container"),
@@ -68,44 +74,133 @@ def test_health_check_can_be_turned_off(
     ex.terminate()
 
 
-def test_adoption_after_restart(ecs_setup: Any, executor_env: dict[str, str], emulator: Emulator) -> None:
-    first = fresh_executor()
-    first.start()
-    running, finished = workload("sleep"), workload("ok")
-    for item in (running, finished):
-        first.queue_workload(item, session=None)
+def launch_then_die(executor: Any, items: list[Any]) -> dict[Any, str]:
+    """Queue the items, wait for their ARNs, then let the scheduler die (no stop, no end)."""
+    for item in items:
+        executor.queue_workload(item, session=None)
     arns: dict[Any, str] = {}
 
     def launched() -> bool:
-        first.heartbeat()
-        arns.update({k: info for k, (state, info) in first.get_event_buffer().items() if str(state) == "running"})
-        return len(arns) == 2
+        executor.heartbeat()
+        arns.update({k: info for k, (state, info) in executor.get_event_buffer().items() if str(state) == "running"})
+        return len(arns) == len(items)
 
     wait_for(launched)
-    first._workers.close()  # the scheduler dies: no stop, no end
+    executor._workers.close()
+    return arns
+
+
+def finals(executor: Any, keys: set[Any], timeout: float = 60) -> dict[Any, tuple[str, Any]]:
+    out: dict[Any, tuple[str, Any]] = {}
+
+    def done() -> bool:
+        executor.heartbeat()
+        for k, (s, info) in executor.get_event_buffer().items():
+            if str(s) in ("success", "failed"):
+                out[k] = (str(s), info)
+        return keys <= set(out)
+
+    wait_for(done, timeout=timeout)
+    return out
+
+
+def test_adoption_after_restart(
+    ecs_setup: Any, executor_env: dict[str, str], emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW__ECS_EXECUTOR__MISSING_GRACE", "2")
+    running, finished = workload("sleep"), workload("ok")
+    arns = launch_then_die(fresh_executor_started(), [running, finished])
     wait_for(lambda: any(t["lastStatus"] == "STOPPED" for t in emulator.tasks()))
 
-    second = fresh_executor()
-    second.start()
+    second = fresh_executor_started()
     gone = SimpleNamespace(
         key=workload("gone").ti.key, external_executor_id="arn:aws:ecs:us-east-1:123456789012:task/airflow/" + "0" * 32
     )
     never_launched = SimpleNamespace(key=workload("x").ti.key, external_executor_id=None)
     tis = [SimpleNamespace(key=k, external_executor_id=a) for k, a in arns.items()] + [gone, never_launched]
     not_adopted = second.try_adopt_task_instances(tis)
-    assert {t.key.task_id for t in not_adopted} == {"gone", "x"}
-    final = {}
-
-    def finished_both() -> bool:
-        second.heartbeat()
-        final.update({k: s for k, (s, _) in second.get_event_buffer().items() if str(s) in ("success", "failed")})
-        return finished.ti.key in final
-
-    wait_for(finished_both)
-    assert str(final[finished.ti.key]) == "success"
+    # Only a task instance without an ECS task goes back to the scheduler; one that ECS does not
+    # know (any more) is kept, and fails with the reason once the MISSING grace has passed.
+    assert {t.key.task_id for t in not_adopted} == {"x"}
+    final = finals(second, {finished.ti.key, gone.key})
+    assert final[finished.ti.key][0] == "success"
+    assert final[gone.key][0] == "failed"
+    assert "MISSING" in final[gone.key][1]
     assert running.ti.key in second.running
     assert len(emulator.tasks()) == 2  # nothing launched twice
     second.revoke_task(ti=running.ti)
+    second.terminate()
+
+
+def fresh_executor_started() -> Any:
+    ex = fresh_executor()
+    ex.start()
+    return ex
+
+
+def test_adoption_keeps_tasks_it_cannot_describe(
+    ecs_setup: Any, executor_env: dict[str, str], emulator: Emulator
+) -> None:
+    """A throttled DescribeTasks used to hand RUNNING tasks back to the scheduler to be launched twice."""
+    item = workload("ok")
+    arns = launch_then_die(fresh_executor_started(), [item])
+    second = fresh_executor_started()
+    emulator.inject("throttle", api="DescribeTasks", count=5)
+    ti = SimpleNamespace(key=item.ti.key, external_executor_id=arns[item.ti.key])
+    assert second.try_adopt_task_instances([ti]) == []
+    assert finals(second, {item.ti.key})[item.ti.key][0] == "success"
+    assert len(emulator.tasks()) == 1
+    second.terminate()
+
+
+def test_adoption_makes_no_aws_call_on_the_scheduler_thread(ecs_setup: Any, executor_env: dict[str, str]) -> None:
+    item = workload("ok")
+    arns = launch_then_die(fresh_executor_started(), [item])
+    second = fresh_executor_started()
+    calls: list[str] = []
+    second._workers._ecs._client.meta.events.register(
+        "before-call.ecs.*", lambda model, **_: calls.append(threading.current_thread().name)
+    )
+    second.try_adopt_task_instances([SimpleNamespace(key=item.ti.key, external_executor_id=arns[item.ti.key])])
+    assert threading.current_thread().name not in calls
+    finals(second, {item.ti.key})
+    assert calls and threading.current_thread().name not in calls
+    second.terminate()
+
+
+def test_adopted_task_of_a_queue_profile_is_judged_by_its_own_container(
+    ecs_setup: Any, executor_env: dict[str, str], emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An adopted task launched for a queue profile with its own container used to be reported FAILED."""
+    definition = ecs_setup.describe_task_definition(taskDefinition="airflow-task")["taskDefinition"]
+    container = {**definition["containerDefinitions"][0], "name": "worker"}
+    ecs_setup.register_task_definition(family="airflow-worker", containerDefinitions=[container])
+    monkeypatch.setenv(
+        "AIRFLOW__ECS_EXECUTOR__QUEUE_PROFILES",
+        json.dumps({"big": {"task_definition": "airflow-worker", "container_name": "worker"}}),
+    )
+    item = workload("ok", queue="big")
+    arns = launch_then_die(fresh_executor_started(), [item])
+    wait_for(lambda: all(t["lastStatus"] == "STOPPED" for t in emulator.tasks()))
+    second = fresh_executor_started()
+    second.try_adopt_task_instances([SimpleNamespace(key=item.ti.key, external_executor_id=arns[item.ti.key])])
+    assert finals(second, {item.ti.key})[item.ti.key][0] == "success"
+    second.terminate()
+
+
+def test_adopted_task_in_another_cluster_is_described_there(
+    ecs_setup: Any, executor_env: dict[str, str], emulator: Emulator
+) -> None:
+    """Every ARN is described in the cluster its ARN names (AWS refuses another cluster's ARN)."""
+    ecs_setup.create_cluster(clusterName="other")
+    item = workload("ok", executor_config={"cluster": "other"})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIRFLOW__ECS_EXECUTOR__EXECUTOR_CONFIG_ALLOWLIST", "cluster")
+        arns = launch_then_die(fresh_executor_started(), [item])
+    assert "/other/" in arns[item.ti.key]
+    second = fresh_executor_started()
+    second.try_adopt_task_instances([SimpleNamespace(key=item.ti.key, external_executor_id=arns[item.ti.key])])
+    assert finals(second, {item.ti.key})[item.ti.key][0] == "success"
     second.terminate()
 
 

@@ -1,0 +1,358 @@
+"""core.decide: table tests for the orders people thought of, properties for every other order.
+
+The stateful test feeds one record arbitrary sequences of events: launch results of current and
+stale attempts, observations with every ECS lastStatus and stopCode in any order and version
+(repeats, older versions, other tasks' ARNs), MISSING, DescribeTasks refusals, throttles, revokes,
+newer queueings, shutdowns and clock ticks. After every step it checks the promise.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from airflow_ecs_executor.core import decide as core
+from airflow_ecs_executor.core.classify import ContainerObservation, LaunchErrorKind, TaskObservation
+from airflow_ecs_executor.core.lifecycle import Phase, Record
+
+POLICY = core.Policy(max_launch_attempts=3, launch_timeout=100.0, missing_grace=10.0)
+# Every lastStatus and stopCode of the ECS API model (DescribeTasks Task.lastStatus, TaskStopCode).
+STATUSES = ("PROVISIONING", "PENDING", "ACTIVATING", "RUNNING", "DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED")
+STOP_CODES = (
+    None,
+    "TaskFailedToStart",
+    "EssentialContainerExited",
+    "UserInitiated",
+    "ServiceSchedulerInitiated",
+    "SpotInterruption",
+    "TerminationNotice",
+    "InfrastructureHealth",
+)
+ARN = "arn:aws:ecs:us-east-1:123456789012:task/airflow/"
+
+
+def obs(
+    arn: str,
+    status: str,
+    *,
+    started: bool = False,
+    exit_code: int | None = None,
+    stop_code: str | None = None,
+    version: int = 0,
+    reason: str | None = None,
+) -> TaskObservation:
+    return TaskObservation(
+        arn=arn,
+        last_status=status,
+        desired_status="STOPPED" if status == "STOPPED" else "RUNNING",
+        version=version,
+        started=started,
+        stop_code=stop_code,
+        stopped_reason=reason,
+        containers=(ContainerObservation("base", status, exit_code),),
+    )
+
+
+def accepted(now: float = 0.0) -> Record:
+    rec, actions = core.accept("q1", "dag/t/run/-1/1", cluster="airflow", container="base", now=now, policy=POLICY)
+    assert core.Launch(1, new_request=True) in actions
+    return rec
+
+
+def step(rec: Record, event: core.Event, now: float = 1.0) -> tuple[Record, list[core.Action]]:
+    return core.decide(rec, event, now, POLICY)
+
+
+def kinds(actions: list[core.Action]) -> list[str]:
+    return [type(a).__name__ for a in actions if not isinstance(a, core.Log)]
+
+
+# ------------------------------------------------------------------------------------------ table tests
+def test_a_never_started_task_seen_stopping_waits_for_stopped_then_is_relaunched() -> None:
+    """The bug: a task that failed to start was judged RUNNING while STOPPING, then lost."""
+    rec, _ = step(accepted(), core.Started(1, obs(ARN + "a", "PROVISIONING")))
+    for status in ("STOPPING", "DEPROVISIONING"):
+        rec, actions = step(rec, core.Observed(obs(ARN + "a", status, stop_code="TaskFailedToStart")))
+        assert rec.phase is Phase.PROVISIONING and not rec.started and kinds(actions) == []
+    rec, actions = step(
+        rec, core.Observed(obs(ARN + "a", "STOPPED", stop_code="TaskFailedToStart", reason="CannotPullContainerError"))
+    )
+    assert rec.phase is Phase.LAUNCHING and rec.attempt == 2 and rec.task_arn is None
+    assert core.Launch(2, new_request=True, pace=core.Pace.RELAUNCH, step=1) in actions
+    assert not any(isinstance(a, core.Report) for a in actions)
+
+
+def test_a_started_task_that_stops_is_failed_never_relaunched() -> None:
+    rec, _ = step(accepted(), core.Started(1, obs(ARN + "a", "PENDING")))
+    rec, _ = step(rec, core.Observed(obs(ARN + "a", "RUNNING", started=True, version=3)))
+    assert rec.phase is Phase.RUNNING
+    # ECS cannot contradict itself into a relaunch: a later TaskFailedToStart is still a failure.
+    rec, actions = step(rec, core.Observed(obs(ARN + "a", "STOPPED", stop_code="TaskFailedToStart", version=5)))
+    assert rec.phase is Phase.FAILED
+    assert not any(isinstance(a, core.Launch) for a in actions)
+
+
+def test_an_older_version_is_ignored() -> None:
+    rec, _ = step(accepted(), core.Started(1, obs(ARN + "a", "PENDING", version=2)))
+    rec, _ = step(rec, core.Observed(obs(ARN + "a", "STOPPED", started=True, exit_code=0, version=9)))
+    assert rec.phase is Phase.SUCCEEDED
+    same, actions = step(rec, core.Observed(obs(ARN + "a", "RUNNING", started=True, version=4)))
+    assert same == rec and kinds(actions) == []
+
+
+def test_a_conflicting_client_token_is_never_taken_for_our_task() -> None:
+    rec, actions = step(accepted(), core.CallFailed(1, LaunchErrorKind.CONFLICT, "ConflictException", "token used"))
+    assert rec.attempt == 2 and rec.task_arn is None
+    assert core.Launch(2, new_request=True, pace=core.Pace.RELAUNCH, step=1) in actions
+
+
+@pytest.mark.parametrize("kind", [LaunchErrorKind.THROTTLED, LaunchErrorKind.TRANSIENT, LaunchErrorKind.CREDENTIALS])
+def test_an_unknown_outcome_is_resent_with_the_same_request(kind: LaunchErrorKind) -> None:
+    rec, actions = step(accepted(), core.CallFailed(1, kind, "Code", "message"))
+    launches = [a for a in actions if isinstance(a, core.Launch)]
+    assert launches == [core.Launch(1, new_request=False, pace=launches[0].pace, step=1)]
+    assert rec.attempt == 1
+
+
+def test_a_launch_of_a_stale_attempt_is_stopped() -> None:
+    rec, _ = step(accepted(), core.NotPlaced(1, "RESOURCE:MEMORY"))
+    rec, actions = step(rec, core.Started(1, obs(ARN + "late", "PENDING")))
+    assert core.StopTask("airflow", ARN + "late", "no longer wanted by Airflow") in actions
+    assert rec.task_arn is None
+
+
+def test_a_superseded_queueing_that_ran_is_followed_to_its_end_and_never_reported() -> None:
+    """A reschedule-mode sensor's first poke: Airflow already knows how it ended."""
+    rec, _ = step(accepted(), core.Started(1, obs(ARN + "a", "RUNNING", started=True)))
+    rec, actions = step(rec, core.Superseded())
+    assert rec.superseded and not rec.done
+    rec, actions = step(rec, core.Observed(obs(ARN + "a", "STOPPED", started=True, exit_code=0)))
+    assert rec.phase is Phase.RELEASED
+    assert not any(isinstance(a, core.Report) for a in actions)
+    assert any(isinstance(a, core.Release) for a in actions)
+
+
+def test_a_superseded_queueing_that_never_started_is_withdrawn() -> None:
+    rec, _ = step(accepted(), core.Started(1, obs(ARN + "a", "PENDING")))
+    rec, actions = step(rec, core.Superseded())
+    assert rec.phase is Phase.RELEASED
+    assert core.StopTask("airflow", ARN + "a", "superseded by a newer queueing") in actions
+
+
+def test_launch_timeout_fails_what_never_started_and_stops_it() -> None:
+    rec, _ = step(accepted(), core.Started(1, obs(ARN + "a", "PENDING")))
+    rec, actions = step(rec, core.Tick(), now=POLICY.launch_timeout + 1)
+    assert rec.phase is Phase.FAILED
+    assert core.StopTask("airflow", ARN + "a", "did not start within launch_timeout") in actions
+    assert "did not start within 100 s" in (rec.reason or "")
+
+
+def test_shutdown_hands_back_only_launches_never_sent() -> None:
+    rec, actions = step(accepted(), core.ShuttingDown(unsent=True))
+    assert rec.phase is Phase.RELEASED and any(isinstance(a, core.Release) for a in actions)
+    running, _ = step(accepted(), core.Started(1, obs(ARN + "a", "RUNNING", started=True)))
+    assert step(running, core.ShuttingDown(unsent=True))[0] == running
+
+
+def test_adopted_task_learns_its_container_and_attempt_from_its_observation() -> None:
+    rec, actions = core.adopt("q", "dag/t/run/-1/1", arn=ARN + "a", cluster="airflow", now=0.0, policy=POLICY)
+    assert actions == [core.Watch("airflow", ARN + "a")] and rec.container is None
+    seen = TaskObservation(
+        arn=ARN + "a",
+        last_status="STOPPED",
+        desired_status="STOPPED",
+        started=True,
+        containers=(ContainerObservation("sidecar", "STOPPED", 1), ContainerObservation("worker", "STOPPED", 0)),
+        commands=(("worker", ("python", "-m", "x")),),
+        launch_attempt=2,
+    )
+    rec, actions = step(rec, core.Observed(seen))
+    assert (rec.container, rec.attempt, rec.phase) == ("worker", 2, Phase.SUCCEEDED)
+
+
+def test_an_adopted_task_that_cannot_be_described_is_kept() -> None:
+    rec, _ = core.adopt("q", "dag/t/run/-1/1", arn=ARN + "a", cluster="airflow", now=0.0, policy=POLICY)
+    rec, _ = step(rec, core.Tick(), now=10_000.0)
+    assert not rec.done
+    rec, _ = step(rec, core.Missing(ARN + "a", "InvalidParameterException: Identifier is for account 1"), now=10.0)
+    rec, _ = step(rec, core.Tick(), now=10.0 + POLICY.missing_grace + 1)
+    assert rec.phase is Phase.FAILED and "Identifier is for account 1" in (rec.reason or "")
+
+
+# ------------------------------------------------------------------------------------------ properties
+class OneQueueing(RuleBasedStateMachine):
+    """A record fed events in any order, ECS tasks tracked as ECS would keep them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0
+        self.rec: Record | None = None
+        self.sent: set[int] = set()  # attempts the executor asked to launch
+        self.arns: list[str] = []
+        self.live: set[str] = set()  # ECS tasks of this queueing that run and were not asked to stop
+        self.ended: set[str] = set()  # tasks ECS showed STOPPED or the executor asked to stop
+        self.reports = 0
+        self.releases = 0
+        self.n = 0
+
+    def _apply(self, event: core.Event) -> None:
+        assert self.rec is not None
+        was_started = self.rec.started
+        was_done = self.rec.done
+        rec, actions = core.decide(self.rec, event, self.now, POLICY)  # never raises: checked by running it
+        self._check_actions(rec, actions, was_started=was_started, was_done=was_done)
+        self.rec = rec
+
+    def _check_actions(self, rec: Record, actions: list[core.Action], *, was_started: bool, was_done: bool) -> None:
+        for action in actions:
+            if isinstance(action, core.Log):
+                assert not action.message.startswith("BUG"), action.message
+            if isinstance(action, core.Launch):
+                assert not was_started, "relaunched after its container started"
+                assert not was_done, "launched after the record ended"
+                assert rec.phase is Phase.LAUNCHING
+                self.sent.add(action.attempt)
+            if isinstance(action, core.StopTask):
+                self.live.discard(action.arn)
+                self.ended.add(action.arn)
+            if isinstance(action, core.Report):
+                self.reports += 1
+            if isinstance(action, core.Release):
+                self.releases += 1
+            if was_done:
+                assert not isinstance(action, core.Report | core.Release | core.Watch | core.Running), action
+
+    def _new_arn(self) -> str:
+        self.n += 1
+        arn = f"{ARN}{self.n:032x}"
+        self.arns.append(arn)
+        return arn
+
+    @initialize(adopted=st.booleans())
+    def start(self, adopted: bool) -> None:
+        if adopted:
+            arn = self._new_arn()
+            self.live.add(arn)
+            self.rec, _ = core.adopt("q", "w", arn=arn, cluster="airflow", now=0.0, policy=POLICY)
+        else:
+            self.rec, _ = core.accept("q", "w", cluster="airflow", container="base", now=0.0, policy=POLICY)
+            self.sent.add(1)
+
+    @rule(data=st.data(), same_arn=st.booleans(), status=st.sampled_from(STATUSES))
+    def launch_started(self, data: st.DataObject, same_arn: bool, status: str) -> None:
+        attempt = data.draw(st.sampled_from(sorted(self.sent))) if self.sent else 1
+        arn = self.arns[-1] if same_arn and self.arns else self._new_arn()
+        if status != "STOPPED" and arn not in self.ended:
+            self.live.add(arn)
+        self._apply(core.Started(attempt, obs(arn, status)))
+
+    @rule(attempt=st.integers(1, 4), kind=st.sampled_from(list(LaunchErrorKind)))
+    def launch_failed(self, attempt: int, kind: LaunchErrorKind) -> None:
+        self._apply(core.CallFailed(attempt, kind, "Code", "message"))
+
+    @rule(attempt=st.integers(1, 4))
+    def not_placed(self, attempt: int) -> None:
+        self._apply(core.NotPlaced(attempt, "RESOURCE:CPU"))
+
+    @rule(attempt=st.integers(1, 4))
+    def invalid(self, attempt: int) -> None:
+        self._apply(core.Invalid(attempt, "overrides too long"))
+
+    @precondition(lambda self: bool(self.arns))
+    @rule(
+        data=st.data(),
+        status=st.sampled_from(STATUSES),
+        started=st.booleans(),
+        exit_code=st.sampled_from([None, 0, 1, 137]),
+        stop_code=st.sampled_from(STOP_CODES),
+        version=st.integers(0, 20),
+    )
+    def observed(
+        self,
+        data: st.DataObject,
+        status: str,
+        started: bool,
+        exit_code: int | None,
+        stop_code: str | None,
+        version: int,
+    ) -> None:
+        arn = data.draw(st.sampled_from(self.arns))
+        if status == "STOPPED":
+            self.live.discard(arn)
+            self.ended.add(arn)
+        self._apply(
+            core.Observed(obs(arn, status, started=started, exit_code=exit_code, stop_code=stop_code, version=version))
+        )
+
+    @precondition(lambda self: bool(self.arns))
+    @rule(data=st.data(), refused=st.booleans())
+    def missing(self, data: st.DataObject, refused: bool) -> None:
+        arn = data.draw(st.sampled_from(self.arns))
+        self._apply(core.Missing(arn, "InvalidParameterException: no" if refused else None))
+
+    @rule(seconds=st.floats(0, 300))
+    def tick(self, seconds: float) -> None:
+        self.now += seconds
+        self._apply(core.Tick())
+
+    @rule()
+    def revoked(self) -> None:
+        self._apply(core.Revoked())
+
+    @rule()
+    def superseded(self) -> None:
+        self._apply(core.Superseded())
+
+    @rule(unsent=st.booleans())
+    def shutting_down(self, unsent: bool) -> None:
+        self._apply(core.ShuttingDown(unsent=unsent))
+
+    @invariant()
+    def reported_at_most_once(self) -> None:
+        assert self.reports + self.releases <= 1
+        if self.rec is not None and self.rec.done:
+            assert self.reports + self.releases == 1
+
+    @invariant()
+    def never_two_live_tasks(self) -> None:
+        assert len(self.live) <= 1, self.live
+
+    @invariant()
+    def an_ended_record_leaves_no_task_running(self) -> None:
+        if self.rec is not None and self.rec.done and not self.rec.superseded:
+            assert not self.live, self.live
+
+    def teardown(self) -> None:
+        """Whatever happened, ECS saying STOPPED (or the deadlines passing) ends the record, reported once."""
+        if self.rec is None:
+            return
+        for _ in range(POLICY.max_launch_attempts + 2):
+            if self.rec.done:
+                break
+            if self.rec.task_arn:
+                stopped = obs(self.rec.task_arn, "STOPPED", started=self.rec.started, exit_code=1, version=99)
+                self._apply(core.Observed(stopped))
+            elif self.rec.phase is Phase.LAUNCHING:
+                self._apply(core.NotPlaced(self.rec.attempt, "RESOURCE:CPU"))
+            else:
+                self.now += 10_000
+                self._apply(core.Tick())
+        assert self.rec.done, self.rec
+        assert self.reports + self.releases == 1
+
+
+OneQueueing.TestCase.settings = settings(
+    max_examples=300, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+TestOneQueueing = OneQueueing.TestCase
+
+
+def test_unknown_event_is_logged_not_raised() -> None:
+    rec = accepted()
+    same, actions = core.decide(rec, object(), 1.0, POLICY)  # type: ignore[arg-type]
+    assert same == rec
+    assert [a.level for a in actions if isinstance(a, core.Log)] == [logging.ERROR]
