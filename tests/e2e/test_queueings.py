@@ -85,8 +85,13 @@ def on_ecs(stack: Stack) -> Outcome:
 
 @pytest.fixture(scope="module")
 def on_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
-    # The same devstack (emulator included, unused), with Airflow's own LocalExecutor.
-    st = Stack(Path(tmp_path_factory.mktemp("airflow-local")), extra_env={"AIRFLOW__CORE__EXECUTOR": "LocalExecutor"})
+    # The same devstack (emulator included, unused), with Airflow's own LocalExecutor. Two task
+    # processes at a time: on a loaded machine, four task processes starting at once against the
+    # SQLite-backed API server once left it answering nothing (every request timed out).
+    st = Stack(
+        Path(tmp_path_factory.mktemp("airflow-local")),
+        extra_env={"AIRFLOW__CORE__EXECUTOR": "LocalExecutor", "AIRFLOW__CORE__PARALLELISM": "2"},
+    )
     try:
         st.start()
         st.wait_dags(COMPARED)
