@@ -415,25 +415,28 @@ class EcsExecutor(BaseExecutor):
     def _on_described(self, described: Described) -> None:
         if described.error is not None:
             self.log.warning("DescribeTasks failed (%s); will try again", described.error.code)
-        for obs in described.observations:
-            queueing = self._by_arn.get(obs.arn)
-            held = self._held.get(queueing) if queueing is not None else None
-            if held is None:
-                continue
-            if held.spec is None and obs.commands:
-                # An adopted task: its own command carries its workload, so a task that failed to
-                # start can be launched again (next attempt, new clientToken) without spending a try.
-                command = next(cmd for _, cmd in obs.commands if cmd)
-                held.spec = _spec_from_command(command, held.record.queueing)
-                if held.spec is not None:
-                    held.record = replace(held.record, relaunchable=True)
-            self._decide(held.record.queueing, core.Observed(obs))
-        for arn in described.missing:
-            if arn in self._by_arn:
-                self._decide(self._by_arn[arn], core.Missing(arn))
-        for arn, why in described.unreadable:
-            if arn in self._by_arn:
-                self._decide(self._by_arn[arn], core.Missing(arn, why))
+        items: list[tuple[str, core.Event]] = [(o.arn, core.Observed(o)) for o in described.observations]
+        items += [(arn, core.Missing(arn)) for arn in described.missing]
+        items += [(arn, core.Missing(arn, why)) for arn, why in described.unreadable]
+        for arn, event in items:
+            try:  # each task on its own: one that cannot be applied never loses the others
+                self._on_task_event(arn, event)
+            except Exception:
+                self.log.exception("BUG: applying what DescribeTasks said of %s failed; the others are applied", arn)
+
+    def _on_task_event(self, arn: str, event: core.Event) -> None:
+        queueing = self._by_arn.get(arn)
+        held = self._held.get(queueing) if queueing is not None else None
+        if held is None:
+            return
+        if isinstance(event, core.Observed) and held.spec is None and event.observation.commands:
+            # An adopted task: its own command carries its workload, so a task that failed to
+            # start can be launched again (next attempt, new clientToken) without spending a try.
+            command = next(cmd for _, cmd in event.observation.commands if cmd)
+            held.spec = _spec_from_command(command, held.record.queueing)
+            if held.spec is not None:
+                held.record = replace(held.record, relaunchable=True)
+        self._decide(held.record.queueing, event)
 
     def _wake_due(self) -> None:
         now = self._clock()
@@ -514,6 +517,7 @@ class EcsExecutor(BaseExecutor):
             self.sync()
             time.sleep(0.1)
         self.sync()
+        self.sync()  # a launch result of the last round may have asked for a launch: withdrawn now
         if self._io.launches_unsettled():
             self.log.warning("EcsExecutor.end: RunTask calls still under way after %.0f s", END_SECONDS)
         self._io.close(timeout=TERMINATE_SECONDS)

@@ -217,6 +217,8 @@ class Stack:
         """The cluster and task definitions an administrator would create (deploy/ on AWS)."""
         ecs = self.aws("ecs")
         ecs.create_cluster(clusterName=CLUSTER, capacityProviders=["FARGATE", "FARGATE_SPOT"])
+        # EC2 capacity for the EC2 (bridge) task definitions: 8 instances of 16 vCPU and 64 GiB.
+        self._control("container-instances", {"cluster": CLUSTER, "count": 8, "cpu": 16384, "memory": 65536})
         environment = [
             {"name": k, "value": v}
             for k, v in self.env().items()

@@ -82,6 +82,13 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 def _setup(conn: _Conn, command: list[str], env: dict[str, str]) -> None:
     conn.call("CreateCluster", {"clusterName": "bench"})
+    # EC2 capacity for 20,000 tasks of 128 MiB (RunTask without a launch type places on EC2).
+    resources = [
+        {"name": "CPU", "type": "INTEGER", "integerValue": 65536},
+        {"name": "MEMORY", "type": "INTEGER", "integerValue": 131072},
+    ]
+    for _ in range(20):
+        conn.call("RegisterContainerInstance", {"cluster": "bench", "totalResources": resources})
     conn.call(
         "RegisterTaskDefinition",
         {

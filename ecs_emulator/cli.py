@@ -31,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--runner", choices=["process", "simulated", "docker"], help="override the profile's runner")
     parser.add_argument("--region", default="us-east-1", help="Region used in ARNs (default us-east-1)")
     parser.add_argument("--retention", type=float, help="seconds a STOPPED task stays describable")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        help="multiply every lifecycle dwell time of the profile (0.1: ten times faster; default 1)",
+    )
     parser.add_argument("--validate-responses", action="store_true", help="check every response against botocore")
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return parser
@@ -49,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             region=args.region,
             validate_responses=args.validate_responses,
             stopped_task_retention=args.retention,
+            time_scale=args.time_scale,
         ).start()
     except EmulatorConfigError as exc:
         print(f"ecs-emulator: {exc}", file=sys.stderr)

@@ -41,6 +41,7 @@ def main() -> int:
         print(f"Emulator at {em.endpoint_url} (profile {em.profile.name}, runner {em.runner.kind})\n")
         ecs, logs = _client("ecs", em.endpoint_url), _client("logs", em.endpoint_url)
         ecs.create_cluster(clusterName="demo")
+        em.register_container_instances("demo")  # EC2 capacity for the tasks (no launch type: EC2)
         ecs.register_task_definition(
             family="demo",
             containerDefinitions=[

@@ -18,7 +18,8 @@ from types import TracebackType
 from typing import Any
 
 from ecs_emulator import moto_bridge
-from ecs_emulator.ecs import EcsService
+from ecs_emulator.ecs import DEFAULT_INSTANCE_CPU, DEFAULT_INSTANCE_MEMORY, EcsService
+from ecs_emulator.errors import AwsError
 from ecs_emulator.faults import TASK_FAULT_KINDS, FaultPlan
 from ecs_emulator.logs import LogsService
 from ecs_emulator.profile import Profile, RunnerKind, load_profile
@@ -42,8 +43,12 @@ class Emulator:
         region: str = "us-east-1",
         validate_responses: bool = False,
         stopped_task_retention: float | None = None,
+        time_scale: float | None = None,
     ) -> None:
+        """``time_scale`` multiplies every lifecycle dwell time of the profile (see ``Profile.scaled``)."""
         prof = load_profile(profile) if isinstance(profile, str) else profile
+        if time_scale is not None:
+            prof = prof.scaled(time_scale)
         updates: dict[str, Any] = {}
         if runner is not None:
             updates["runner"] = runner
@@ -82,7 +87,11 @@ class Emulator:
         self._counts: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self._counts_lock = threading.Lock()
         self.shape_problems: list[str] = []
-        self._server = EmulatorHTTPServer(port, Dispatcher(self), self._control, self._other)
+        services = {
+            "AmazonEC2ContainerServiceV20141113": ("ecs", self.ecs.handlers),
+            "Logs_20140328": ("logs", self.logs.handlers),
+        }
+        self._server = EmulatorHTTPServer(port, Dispatcher(self, services), self._control, self._other)
         self.port = self._server.server_address[1]
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
 
@@ -150,6 +159,12 @@ class Emulator:
     def set_capacity(self, max_tasks: int | None, max_vcpu: float | None = None) -> None:
         self.ecs.set_capacity(max_tasks, max_vcpu)
 
+    def register_container_instances(
+        self, cluster: str, *, count: int = 1, cpu: int = DEFAULT_INSTANCE_CPU, memory: int = DEFAULT_INSTANCE_MEMORY
+    ) -> list[str]:
+        """EC2 capacity: register ``count`` container instances (``cpu`` units, ``memory`` MiB each); their ARNs."""
+        return self.ecs.add_container_instances(cluster, count, cpu, memory)
+
     def counters(self) -> dict[str, Any]:
         with self._counts_lock:
             api = {name: dict(c) for name, c in self._counts.items()}
@@ -189,11 +204,21 @@ class Emulator:
             if method == "POST" and route == "capacity":
                 self.set_capacity(payload.get("max_tasks"), payload.get("max_vcpu"))
                 return json_reply(200, {"ok": True})
+            if method == "POST" and route == "container-instances":
+                arns = self.register_container_instances(
+                    payload["cluster"],
+                    count=int(payload.get("count", 1)),
+                    cpu=int(payload.get("cpu", DEFAULT_INSTANCE_CPU)),
+                    memory=int(payload.get("memory", DEFAULT_INSTANCE_MEMORY)),
+                )
+                return json_reply(200, {"containerInstanceArns": arns})
             if method == "POST" and route == "reset-counters":
                 self.reset_counters()
                 return json_reply(200, {"ok": True})
         except (TypeError, ValueError, KeyError) as exc:
             return json_reply(400, {"message": str(exc)})
+        except AwsError as exc:
+            return json_reply(400, {"message": f"{exc.code}: {exc.message}"})
         return json_reply(404, {"message": f"no control route {method} {path}"})
 
     def _other(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
@@ -237,6 +262,13 @@ class ControlClient:
 
     def set_capacity(self, max_tasks: int | None, max_vcpu: float | None = None) -> None:
         self._call("POST", "capacity", {"max_tasks": max_tasks, "max_vcpu": max_vcpu})
+
+    def register_container_instances(
+        self, cluster: str, *, count: int = 1, cpu: int = DEFAULT_INSTANCE_CPU, memory: int = DEFAULT_INSTANCE_MEMORY
+    ) -> list[str]:
+        payload = {"cluster": cluster, "count": count, "cpu": cpu, "memory": memory}
+        arns: list[str] = self._call("POST", "container-instances", payload)["containerInstanceArns"]
+        return arns
 
     def counters(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", "counters")

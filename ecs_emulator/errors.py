@@ -37,6 +37,14 @@ class ClusterNotFoundException(AwsError):
     code = "ClusterNotFoundException"
 
 
+class ClusterContainsTasksException(AwsError):
+    code = "ClusterContainsTasksException"
+
+
+class ClusterContainsContainerInstancesException(AwsError):
+    code = "ClusterContainsContainerInstancesException"
+
+
 class ConflictException(AwsError):
     code = "ConflictException"
 

@@ -6,9 +6,20 @@ import collections
 from dataclasses import dataclass, field
 from typing import Any
 
+from ecs_emulator.arns import ACCOUNT
 from ecs_emulator.runners import Handle
 
-ACCOUNT = "123456789012"
+__all__ = [
+    "ACCOUNT",
+    "TERMINAL",
+    "AwsLogsTarget",
+    "Cluster",
+    "Container",
+    "ContainerInstance",
+    "Task",
+    "TaskDefinition",
+]
+
 TERMINAL = "STOPPED"
 
 
@@ -23,6 +34,54 @@ class Cluster:
     tags: list[dict[str, str]] = field(default_factory=list)
     settings: list[dict[str, str]] = field(default_factory=list)
     status: str = "ACTIVE"
+
+
+@dataclass
+class ContainerInstance:
+    """An EC2 instance registered to a cluster: the capacity that EC2 tasks are placed on."""
+
+    instance_id: str
+    arn: str
+    cluster_arn: str
+    ec2_instance_id: str
+    cpu: int  # CPU units registered
+    memory: int  # MiB registered
+    registered_at: float
+    tags: list[dict[str, str]] = field(default_factory=list)
+    attributes: list[dict[str, str]] = field(default_factory=list)
+    status: str = "ACTIVE"
+    used_cpu: int = 0
+    used_memory: int = 0
+    running_tasks: int = 0
+    pending_tasks: int = 0
+
+    def describe(self, *, include_tags: bool = False) -> dict[str, Any]:
+        def resources(cpu: int, memory: int) -> list[dict[str, Any]]:
+            return [
+                {"name": "CPU", "type": "INTEGER", "integerValue": cpu, "doubleValue": 0.0, "longValue": 0},
+                {"name": "MEMORY", "type": "INTEGER", "integerValue": memory, "doubleValue": 0.0, "longValue": 0},
+            ]
+
+        return {
+            "containerInstanceArn": self.arn,
+            "ec2InstanceId": self.ec2_instance_id,
+            "version": 1,
+            "versionInfo": {
+                "agentVersion": "1.89.0",
+                "agentHash": "emulated",
+                "dockerVersion": "DockerVersion: 25.0.8",
+            },
+            "remainingResources": resources(self.cpu - self.used_cpu, self.memory - self.used_memory),
+            "registeredResources": resources(self.cpu, self.memory),
+            "status": self.status,
+            "agentConnected": self.status == "ACTIVE",
+            "runningTasksCount": self.running_tasks,
+            "pendingTasksCount": self.pending_tasks,
+            "attributes": list(self.attributes),
+            "registeredAt": self.registered_at,
+            "attachments": [],
+            "tags": list(self.tags) if include_tags else [],
+        }
 
 
 @dataclass
@@ -134,6 +193,9 @@ class Task:
     client_token: str | None
     visible_from: float
     start_failure: str | None
+    container_instance: ContainerInstance | None = None
+    reserved: tuple[int, int] | None = None  # (CPU units, MiB) held on the container instance
+    counted_running: bool = False
     last_status: str = "PROVISIONING"
     desired_status: str = "RUNNING"
     version: int = 1
@@ -185,6 +247,8 @@ class Task:
             out["ephemeralStorage"] = {"sizeInGiB": 20}
         if self.started_by:
             out["startedBy"] = self.started_by
+        if self.container_instance is not None:
+            out["containerInstanceArn"] = self.container_instance.arn
         if self.eni:
             out["attachments"] = [
                 {

@@ -1,8 +1,10 @@
 """The AWS behaviour model: latency, throttling, capacity, lifecycle timing and faults.
 
-A profile is a TOML file. Three ship with the emulator (``fast``, ``aws``, ``chaos``); any other
-path may be given. Every field is typed and unknown keys are rejected, so a typo in a profile is
-an error at start, not a silently ignored setting.
+A profile is a TOML file. Four ship with the emulator (``fast``, ``aws``, ``aws-lifecycle``,
+``chaos``); any other path may be given. ``Profile.scaled(factor)`` (``Emulator(..., time_scale=)``,
+``--time-scale``) multiplies every lifecycle dwell time, so AWS's timings can run in a test. Every
+field is typed and unknown keys are rejected, so a typo in a profile is an error at start, not a
+silently ignored setting.
 """
 
 from __future__ import annotations
@@ -27,18 +29,30 @@ class _Strict(BaseModel):
 
 
 class Spread(_Strict):
-    """A duration in seconds: a log-normal distribution given by its median and 99th percentile."""
+    """A duration in seconds: a log-normal distribution given by its median and 99th percentile.
+
+    ``floor`` is the shortest a sample may be: a status that always lasts a while on AWS stays
+    observable in the emulator too, however the draw falls.
+    """
 
     median: float = Field(0.0, ge=0)
     p99: float | None = Field(None, ge=0)
+    floor: float = Field(0.0, ge=0)
 
     def sample(self, rng: random.Random) -> float:
         if self.median <= 0:
-            return 0.0
+            return self.floor
         if self.p99 is None or self.p99 <= self.median:
-            return self.median
+            return max(self.floor, self.median)
         sigma = math.log(self.p99 / self.median) / _Z99
-        return rng.lognormvariate(math.log(self.median), sigma)
+        return max(self.floor, rng.lognormvariate(math.log(self.median), sigma))
+
+    def scaled(self, factor: float) -> Spread:
+        return Spread(
+            median=self.median * factor,
+            p99=None if self.p99 is None else self.p99 * factor,
+            floor=self.floor * factor,
+        )
 
 
 class Bucket(_Strict):
@@ -59,12 +73,27 @@ class Lifecycle(_Strict):
     stopping: Spread = Spread(median=0.02)
     deprovisioning: Spread = Spread(median=0.02)
 
+    def scaled(self, factor: float) -> Lifecycle:
+        return Lifecycle(**{name: getattr(self, name).scaled(factor) for name in Lifecycle.model_fields})
+
 
 class Capacity(_Strict):
     """How much the cluster can run at once; RunTask beyond it returns ``failures``."""
 
     max_tasks: int | None = Field(None, ge=0)
     max_vcpu: float | None = Field(None, ge=0)
+
+
+class ContainerInstances(_Strict):
+    """EC2 capacity every new cluster starts with: ``count`` container instances of this size.
+
+    None by default, as in a new AWS cluster: RunTask on EC2 there fails until instances register
+    (``RegisterContainerInstance`` or the control API's ``container-instances``).
+    """
+
+    count: int = Field(0, ge=0)
+    cpu: int = Field(4096, ge=0, description="CPU units each instance registers")
+    memory: int = Field(15_700, ge=0, description="MiB each instance registers")
 
 
 class Simulated(_Strict):
@@ -111,6 +140,7 @@ class Profile(_Strict):
     fargate_spot_launch: Bucket | None = Field(None, description="Fargate Spot task launches")
     lifecycle: Lifecycle = Lifecycle()
     capacity: Capacity = Capacity()
+    container_instances: ContainerInstances = ContainerInstances()
     simulated: Simulated = Simulated()
     faults: Faults = Faults()
     stopped_task_retention: float = Field(3600.0, ge=0, description="seconds a STOPPED task stays describable")
@@ -120,8 +150,14 @@ class Profile(_Strict):
     def latency_for(self, api: str) -> Spread | None:
         return self.latency.get(api) or self.latency.get("default")
 
+    def scaled(self, factor: float) -> Profile:
+        """A copy of this profile with every lifecycle dwell time multiplied by ``factor`` (0.1: ten times faster)."""
+        if not factor > 0:
+            raise EmulatorConfigError(f"time scale must be a positive number, not {factor!r}")
+        return self.model_copy(update={"lifecycle": self.lifecycle.scaled(factor)})
 
-BUILTIN_PROFILES = ("fast", "aws", "chaos")
+
+BUILTIN_PROFILES = ("fast", "aws", "aws-lifecycle", "chaos")
 
 
 def load_profile(name_or_path: str) -> Profile:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import random
 import re
 import socket
 import struct
@@ -20,7 +21,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ecs_emulator.errors import (
     AwsError,
@@ -30,10 +31,9 @@ from ecs_emulator.errors import (
     ThrottlingException,
     UnknownOperationException,
 )
+from ecs_emulator.faults import FaultPlan
+from ecs_emulator.profile import Profile
 from ecs_emulator.shapes import check_request, check_response
-
-if TYPE_CHECKING:
-    from ecs_emulator.emulator import Emulator
 
 _log = logging.getLogger(__name__)
 CONTROL_PREFIX = "/_emulator/"
@@ -66,15 +66,37 @@ def _error(err: AwsError) -> Reply:
     return _json(err.status, err.body())
 
 
-class Dispatcher:
-    """Turns one request into one reply; knows nothing of sockets."""
+Handlers = Mapping[str, Callable[[dict[str, Any]], dict[str, Any]]]
 
-    def __init__(self, emulator: Emulator) -> None:
+
+class Host(Protocol):
+    """What the dispatcher needs of the emulator around it.
+
+    One implementation (``Emulator``), against the house rule, on purpose: the server names what it
+    needs without importing the emulator, which imports the server (no import cycle).
+    """
+
+    profile: Profile
+    faults: FaultPlan
+    validate_responses: bool
+    rng: random.Random
+
+    def count(self, api: str, what: str) -> None: ...
+
+    def take_token(self, api: str) -> bool: ...
+
+    def record_shape_problems(self, api: str, problems: list[str]) -> None: ...
+
+
+class Dispatcher:
+    """Turns one request into one reply; knows nothing of sockets.
+
+    ``services`` maps an ``X-Amz-Target`` prefix to (service name, operation handlers).
+    """
+
+    def __init__(self, emulator: Host, services: Mapping[str, tuple[str, Handlers]]) -> None:
         self.emulator = emulator
-        self.services: Mapping[str, tuple[str, Mapping[str, Callable[[dict[str, Any]], dict[str, Any]]]]] = {
-            "AmazonEC2ContainerServiceV20141113": ("ecs", emulator.ecs.handlers),
-            "Logs_20140328": ("logs", emulator.logs.handlers),
-        }
+        self.services = services
 
     def aws(self, target: str, body: bytes, headers: Mapping[str, str]) -> Reply:
         prefix, _, op = target.partition(".")

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from ecs_emulator.errors import ClientException, InvalidParameterException
+from ecs_emulator.errors import ClientException, InvalidParameterException, PlatformUnknownException
+from ecs_emulator.tags import validate_tags
 
 # RunTask: "A total of 8192 characters are allowed for overrides. This limit includes the JSON
 # formatting characters of the override structure." (ECS API model, RunTask.overrides)
 MAX_OVERRIDES_CHARS = 8192
 # RunTask.count: "You can specify up to 10 tasks for each call." (ECS API model)
 MAX_RUN_COUNT = 10
-# Tag rules (ECS API model, Tag): 50 per resource, key 1-128, value 0-256, no aws: prefix.
-MAX_TAGS = 50
-MAX_TAG_KEY = 128
-MAX_TAG_VALUE = 256
-_TAG_PUNCTUATION = set("+-=._:/@ ")
 _FAMILY = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 _STARTED_BY = re.compile(r"^[A-Za-z0-9/_-]{0,128}$")
 _CONTAINER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
@@ -62,38 +57,6 @@ def parse_memory(value: Any) -> int | None:
     raise ClientException(f"Invalid 'memory' setting for task. Value: {text}")
 
 
-def _tag_text_ok(text: str) -> bool:
-    return all(ch in _TAG_PUNCTUATION or unicodedata.category(ch)[0] in "LNZ" for ch in text)
-
-
-def validate_tags(tags: Sequence[Mapping[str, Any]] | None) -> list[dict[str, str]]:
-    """Check tags against ECS's rules; return them as plain dicts."""
-    if not tags:
-        return []
-    if len(tags) > MAX_TAGS:
-        raise InvalidParameterException(f"Tags can not be more than {MAX_TAGS}.")
-    seen: set[str] = set()
-    out = []
-    for tag in tags:
-        key, value = tag.get("key"), tag.get("value", "")
-        if not isinstance(key, str) or not 1 <= len(key) <= MAX_TAG_KEY:
-            raise InvalidParameterException(f"Tag key must be between 1 and {MAX_TAG_KEY} characters.")
-        if not isinstance(value, str) or len(value) > MAX_TAG_VALUE:
-            raise InvalidParameterException(f"Tag value must be at most {MAX_TAG_VALUE} characters.")
-        if key.lower().startswith("aws:") or value.lower().startswith("aws:"):
-            raise InvalidParameterException("Tag keys and values may not begin with the reserved prefix 'aws:'.")
-        if not _tag_text_ok(key) or not _tag_text_ok(value):
-            raise InvalidParameterException(
-                f"Tag '{key}' contains characters that are not allowed. Allowed: letters, numbers, spaces "
-                "and + - = . _ : / @"
-            )
-        if key in seen:
-            raise InvalidParameterException(f"Duplicate tag key: {key}")
-        seen.add(key)
-        out.append({"key": key, "value": value})
-    return out
-
-
 def validate_task_definition(req: Mapping[str, Any]) -> tuple[int | None, int | None]:
     """Check a RegisterTaskDefinition request; return the task-level (cpu units, memory MiB)."""
     family = req.get("family")
@@ -134,7 +97,9 @@ def validate_task_definition(req: Mapping[str, Any]) -> tuple[int | None, int | 
                 raise ClientException(
                     "Fargate requires task definition to have execution role ARN to support log driver awslogs."
                 )
-    elif memory is None:
+    else:
+        check_ec2_task_cpu(cpu)
+    if "FARGATE" not in compat and memory is None:
         for c in containers:
             if c.get("memory") is None and c.get("memoryReservation") is None:
                 raise ClientException(
@@ -192,3 +157,118 @@ def validate_run_task(req: Mapping[str, Any], container_names: set[str]) -> None
                     f"Override for container named {co.get('name')} is not a container in the TaskDefinition."
                 )
     validate_tags(req.get("tags"))
+
+
+# Task-level cpu on EC2 (ECS API model, RegisterTaskDefinition.cpu): "between 128 CPU units
+# (0.125 vCPUs) and 196608 CPU units (192 vCPUs)".
+MIN_EC2_TASK_CPU = 128
+MAX_EC2_TASK_CPU = 196608
+# Fargate platform versions the emulator knows; LATEST is 1.4.0.
+FARGATE_PLATFORMS = {"LATEST": "1.4.0", "1.4.0": "1.4.0", "1.3.0": "1.3.0"}
+# 8 and 16 vCPU Fargate tasks need Linux platform version 1.4.0 or later (Developer Guide, "Task size").
+LARGE_FARGATE_CPU = 8192
+# DescribeTasks: "A list of up to 100 task IDs or full ARN entries." (ECS API model)
+MAX_DESCRIBE = 100
+# StopTask reason: at most 255 characters (the API reference, StopTask request parameters).
+MAX_STOP_REASON = 255
+# ListTasks filters other than the cluster: "When you specify startedBy as the filter, it must be the
+# only filter that you use." (ECS API model, ListTasks.startedBy)
+_LIST_TASKS_FILTERS = ("family", "containerInstance", "serviceName", "desiredStatus", "launchType")
+
+
+def check_ec2_task_cpu(cpu: int | None) -> None:
+    """Task-level cpu of a task definition or an EC2 task, when one is given."""
+    if cpu is not None and not MIN_EC2_TASK_CPU <= cpu <= MAX_EC2_TASK_CPU:
+        raise ClientException(
+            f"Invalid 'cpu' setting for task. For EC2 tasks the task CPU must be between {MIN_EC2_TASK_CPU} "
+            f"and {MAX_EC2_TASK_CPU} CPU units. Value: {cpu}"
+        )
+
+
+def check_launch(
+    req: Mapping[str, Any],
+    td_body: Mapping[str, Any],
+    launch_type: str,
+    cpu: int | None,
+    memory: int | None,
+) -> str | None:
+    """The RunTask checks that depend on the launch type and the task definition; the platform version."""
+    platform = req.get("platformVersion")
+    network = td_body["networkMode"]
+    if launch_type == "FARGATE":
+        if "FARGATE" not in td_body["compatibilities"]:
+            raise InvalidParameterException("Task definition does not support launch_type FARGATE.")
+        if platform is not None and platform not in FARGATE_PLATFORMS:
+            raise PlatformUnknownException("The specified platform does not exist.")
+        # A FARGATE-compatible definition has both.
+        assert cpu is not None
+        assert memory is not None
+        check_fargate_size(cpu, memory)
+        platform = FARGATE_PLATFORMS[platform or "LATEST"]
+        if cpu >= LARGE_FARGATE_CPU and platform != "1.4.0":
+            raise InvalidParameterException(
+                f"Task CPU {cpu} (8 or 16 vCPU) requires Fargate platform version 1.4.0 or LATEST; "
+                f"the task asked for {platform}."
+            )
+    else:
+        if platform is not None:
+            raise InvalidParameterException("The platform version must be null when specifying an EC2 launch type.")
+        check_ec2_task_cpu(cpu)
+    if network == "awsvpc":
+        vpc = (req.get("networkConfiguration") or {}).get("awsvpcConfiguration")
+        if not vpc:
+            raise InvalidParameterException(
+                "Network Configuration must be provided when networkMode 'awsvpc' is specified."
+            )
+        if not vpc.get("subnets"):
+            raise InvalidParameterException("subnets can not be empty.")
+        if vpc.get("assignPublicIp") == "ENABLED" and launch_type != "FARGATE":
+            raise InvalidParameterException("Assign public IP is not supported for this launch type.")
+    elif req.get("networkConfiguration"):
+        raise InvalidParameterException(
+            "Network Configuration is not valid for the given networkMode of this task definition."
+        )
+    return str(platform) if platform is not None else None
+
+
+def check_describe_tasks(refs: Any) -> list[Any]:
+    """DescribeTasks' list of task IDs or ARNs: 1 to 100 of them."""
+    if not refs:
+        raise InvalidParameterException("Tasks cannot be empty.")
+    if not isinstance(refs, list):
+        raise InvalidParameterException("taskIds must be a list.")
+    if len(refs) > MAX_DESCRIBE:
+        raise InvalidParameterException(f"taskIds can have at most {MAX_DESCRIBE} items.")
+    return refs
+
+
+def check_stop_reason(reason: Any) -> str | None:
+    """StopTask's optional reason, at most 255 characters."""
+    if reason is not None and len(str(reason)) > MAX_STOP_REASON:
+        raise InvalidParameterException(f"Reason can have at most {MAX_STOP_REASON} characters.")
+    return str(reason) if reason else None
+
+
+def check_list_tasks(req: Mapping[str, Any]) -> None:
+    """ListTasks: startedBy may not be combined with another filter."""
+    if req.get("startedBy"):
+        others = [f for f in _LIST_TASKS_FILTERS if req.get(f)]
+        if others:
+            raise InvalidParameterException(
+                f"startedBy must be the only filter when it is specified; remove {', '.join(others)}."
+            )
+
+
+def page(items: list[str], req: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """One page of a List* answer: ``maxResults`` 1-100 (default 100), ``nextToken`` as given before."""
+    size = req.get("maxResults") or 100
+    if not isinstance(size, int) or not 1 <= size <= 100:
+        raise InvalidParameterException("maxResults must be between 1 and 100.")
+    try:
+        start = int(req.get("nextToken") or 0)
+    except ValueError:
+        raise InvalidParameterException("Invalid nextToken.") from None
+    out: dict[str, Any] = {key: items[start : start + size]}
+    if start + size < len(items):
+        out["nextToken"] = str(start + size)
+    return out

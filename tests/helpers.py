@@ -66,3 +66,15 @@ def wait_stopped(ecs: Any, cluster: str, arn: str, timeout: float = 20.0) -> dic
         return tasks[0] if tasks and tasks[0]["lastStatus"] == "STOPPED" else None
 
     return wait_for(stopped, timeout)
+
+
+def register_instance(ecs: Any, cluster: str, cpu: int = 8192, memory: int = 32768) -> str:
+    """Register one EC2 container instance (as the ECS agent does), so EC2 tasks have room; its ARN."""
+    response = ecs.register_container_instance(
+        cluster=cluster,
+        totalResources=[
+            {"name": "CPU", "type": "INTEGER", "integerValue": cpu},
+            {"name": "MEMORY", "type": "INTEGER", "integerValue": memory},
+        ],
+    )
+    return str(response["containerInstance"]["containerInstanceArn"])

@@ -434,6 +434,10 @@ def _on_observed(rec: Record, ev: Observed, now: float, policy: Policy) -> Decis
     if obs.last_status != STOPPED:
         if rec.started and rec.phase is Phase.PROVISIONING:
             rec = advance(rec, Phase.RUNNING, at=now)
+        if rec.superseded and not rec.started and not rec.stop_requested:
+            # ECS shows it has not started: it would run a stale workload. Stop it.
+            rec = replace(rec, stop_requested=True)
+            actions.append(StopTask(rec.cluster, obs.arn, "superseded by a newer queueing"))
         return rec, actions
     outcome = judge(obs, rec.container, started=rec.started)
     if outcome.verdict is Verdict.SUCCEEDED:
@@ -470,12 +474,10 @@ def _on_tick(rec: Record, ev: Tick, now: float, policy: Policy) -> Decision:
         return rec, stop + actions
     if not rec.started and not rec.adopted and now - rec.accepted_at > policy.launch_timeout:
         last = f" (last problem: {rec.reason})" if rec.reason else ""
-        stop: list[Action] = []
-        if rec.task_arn:
-            stop.append(StopTask(rec.cluster, rec.task_arn, "did not start within launch_timeout"))
+        arn = rec.task_arn
         reason = f"the ECS task did not start within {policy.launch_timeout:.0f} s{last}"
         rec, actions = _end(rec, Phase.FAILED, now, reason, "launch_timeout")
-        return rec, stop + actions
+        return rec, ([StopTask(rec.cluster, arn, "did not start within launch_timeout")] if arn else []) + actions
     return rec, []
 
 
@@ -499,12 +501,14 @@ def _on_revoked(rec: Record, ev: Revoked, now: float, policy: Policy) -> Decisio
 def _on_superseded(rec: Record, ev: Superseded, now: float, policy: Policy) -> Decision:
     if rec.done or rec.superseded:
         return rec, []
-    if not rec.started:
-        # Its workload is stale: Airflow has handed the task instance over again.
+    if rec.task_arn is None:
+        # No ECS task yet: its workload is stale, Airflow has handed the task instance over again.
         return _withdraw(rec, now, "superseded by a newer queueing", "superseded by a newer queueing")
-    # The container ran (a poke that asked to be rescheduled, a task that deferred): let it finish,
-    # follow it to STOPPED, report nothing (Airflow already knows how it ended).
-    return replace(rec, superseded=True), [Log(logging.INFO, f"{rec.workload_id} [{rec.queueing}]: superseded")]
+    # Usually the container ran (a poke that asked to be rescheduled, a task that deferred) and is
+    # about to stop: follow it to STOPPED and report nothing (Airflow already knows how it ended).
+    # An observation that shows it never started stops it (see _on_observed).
+    rec = replace(rec, superseded=True)
+    return rec, [Log(logging.INFO, f"{rec.workload_id} [{rec.queueing}]: superseded by a newer queueing")]
 
 
 def _on_shutting_down(rec: Record, ev: ShuttingDown, now: float, policy: Policy) -> Decision:

@@ -72,6 +72,7 @@ class Record:
     reason: str | None = None  # the last problem, in words for the Airflow UI
     relaunchable: bool = True  # False for an adopted task whose workload could not be recovered
     superseded: bool = False  # Airflow queued the same task instance again: never reported
+    stop_requested: bool = False  # the executor asked ECS to stop this task
     adopted: bool = False
 
     @property

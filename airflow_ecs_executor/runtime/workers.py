@@ -189,6 +189,9 @@ class Workers:
     def submit(self, queueing: str, attempt: int, request: RequestSource, *, priority: int, delay: float = 0.0) -> None:
         job = LaunchJob(priority, next(self._seq), self._clock() + delay, queueing, attempt, request)
         with self._cond:
+            if self._holding:  # launching has stopped (end()): it comes straight back, unsent
+                self._results.put(LaunchDone(queueing, attempt, None, None, 0.0, withdrawn=True))
+                return
             if delay > 0:
                 heapq.heappush(self._delayed, (job.not_before, job.seq, job))
             else:
@@ -315,7 +318,8 @@ class Workers:
             invalid = str(exc)
         except Exception as exc:  # a bug in our code: fail this workload loudly, never retry it
             _log.error("building the RunTask request for %s failed unexpectedly: %s", job.queueing, type(exc).__name__)
-            invalid = f"internal error while building the RunTask request: {type(exc).__name__}: {exc}"
+            # The type only: the text of an unexpected exception could quote the command and its JWT.
+            invalid = f"internal error ({type(exc).__name__}) while building the RunTask request: an executor bug"
         with self._cond:
             self._in_hand -= 1
         self._results.put(LaunchDone(job.queueing, job.attempt, None, None, 0.0, invalid=invalid))

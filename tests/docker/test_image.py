@@ -144,6 +144,7 @@ def test_image_builds_and_runs_a_task_through_the_emulator() -> None:
             aws_secret_access_key="test",
         )
         ecs.create_cluster(clusterName="c")
+        emulator.register_container_instances("c")  # EC2 capacity
         ecs.register_task_definition(
             family="img",
             containerDefinitions=[

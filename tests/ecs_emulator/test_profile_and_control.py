@@ -72,6 +72,7 @@ def test_control_api_over_http() -> None:
         assert control.health()["runner"] == "simulated"
         ecs = aws_client("ecs", em.endpoint_url)
         ecs.create_cluster(clusterName="c")
+        assert len(control.register_container_instances("c")) == 1
         ecs.register_task_definition(family="f", containerDefinitions=[python_container()])
         control.inject("fail_to_start", reason="CannotPullContainerError")
         arn = ecs.run_task(cluster="c", taskDefinition="f")["tasks"][0]["taskArn"]
@@ -130,6 +131,7 @@ def test_docker_runner_runs_an_image() -> None:  # pragma: no cover - needs a Do
     with Emulator("fast", runner="docker") as em:
         ecs = aws_client("ecs", em.endpoint_url)
         ecs.create_cluster(clusterName="c")
+        em.register_container_instances("c")
         ecs.register_task_definition(
             family="f",
             containerDefinitions=[{"name": "m", "image": "busybox", "memory": 64, "command": ["sh", "-c", "exit 4"]}],

@@ -136,11 +136,19 @@ def test_a_superseded_queueing_that_ran_is_followed_to_its_end_and_never_reporte
     assert any(isinstance(a, core.Release) for a in actions)
 
 
-def test_a_superseded_queueing_that_never_started_is_withdrawn() -> None:
+def test_a_superseded_queueing_is_stopped_only_when_ecs_shows_it_never_started() -> None:
     rec, _ = step(accepted(), core.Started(1, obs(ARN + "a", "PENDING")))
     rec, actions = step(rec, core.Superseded())
-    assert rec.phase is Phase.RELEASED
+    assert rec.superseded and not rec.done and kinds(actions) == []  # not seen started yet: maybe it ran
+    rec, actions = step(rec, core.Observed(obs(ARN + "a", "PENDING", version=2)))
     assert core.StopTask("airflow", ARN + "a", "superseded by a newer queueing") in actions
+    rec, actions = step(rec, core.Observed(obs(ARN + "a", "STOPPED", stop_code="UserInitiated", version=4)))
+    assert rec.phase is Phase.RELEASED and not any(isinstance(a, core.Report | core.Launch) for a in actions)
+
+
+def test_a_superseded_queueing_without_a_task_is_withdrawn() -> None:
+    rec, actions = step(accepted(), core.Superseded())
+    assert rec.phase is Phase.RELEASED and core.CancelLaunch() in actions
 
 
 def test_launch_timeout_fails_what_never_started_and_stops_it() -> None:

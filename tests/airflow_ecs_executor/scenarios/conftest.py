@@ -34,6 +34,7 @@ def _airflow_models() -> None:
 def ecs_setup(emulator: Emulator) -> Any:
     ecs = aws_client("ecs", emulator.endpoint_url)
     ecs.create_cluster(clusterName="airflow")
+    emulator.register_container_instances("airflow", count=4, cpu=16384, memory=65536)  # EC2 capacity
     ecs.register_task_definition(
         family="airflow-task",
         containerDefinitions=[

@@ -1,0 +1,126 @@
+"""The task lifecycle: AWS's order of statuses, and the aws-lifecycle profile's dwell times, scaled.
+
+Source for the order: ECS API model, Task.lastStatus, and the Developer Guide's "Amazon ECS task
+lifecycle" (PROVISIONING and DEPROVISIONING are the awsvpc ENI steps; tasks without an ENI skip them).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from ecs_emulator import Emulator, load_profile
+from ecs_emulator.cli import build_parser
+from ecs_emulator.profile import BUILTIN_PROFILES
+from tests.helpers import aws_client, python_container, register_instance
+
+AWSVPC_ORDER = [
+    "PROVISIONING",
+    "PENDING",
+    "ACTIVATING",
+    "RUNNING",
+    "DEACTIVATING",
+    "STOPPING",
+    "DEPROVISIONING",
+    "STOPPED",
+]
+BRIDGE_ORDER = [s for s in AWSVPC_ORDER if s not in ("PROVISIONING", "DEPROVISIONING")]
+
+
+def watch(ecs: Any, arn: str, timeout: float = 30.0) -> list[tuple[str, float]]:
+    """Every lastStatus DescribeTasks shows, with how long it was seen (polling every 10 ms)."""
+    seen: list[tuple[str, float, float]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = ecs.describe_tasks(cluster="c", tasks=[arn])["tasks"][0]["lastStatus"]
+        now = time.monotonic()
+        if seen and seen[-1][0] == status:
+            seen[-1] = (status, seen[-1][1], now)
+        else:
+            seen.append((status, now, now))
+        if status == "STOPPED":
+            return [(s, last - first) for s, first, last in seen]
+        time.sleep(0.01)
+    raise AssertionError(f"task did not stop within {timeout} s: {seen}")
+
+
+@pytest.fixture
+def scaled() -> Any:
+    with Emulator("aws-lifecycle", time_scale=0.1, validate_responses=True) as em:
+        yield em
+        assert em.shape_problems == []
+
+
+def test_fargate_task_shows_every_status_in_order_at_scaled_aws_timings(scaled: Emulator) -> None:
+    """ECS API model, Task.lastStatus; Developer Guide "Amazon ECS task lifecycle": an awsvpc task walks all
+    eight statuses; with time_scale 0.1 each stays visible to DescribeTasks, STOPPING for hundreds of ms."""
+    ecs = aws_client("ecs", scaled.endpoint_url)
+    ecs.create_cluster(clusterName="c")
+    ecs.register_task_definition(
+        family="fg",
+        requiresCompatibilities=["FARGATE"],
+        networkMode="awsvpc",
+        cpu="256",
+        memory="512",
+        containerDefinitions=[python_container(code="import time; time.sleep(0.3)")],
+    )
+    network = {"awsvpcConfiguration": {"subnets": ["subnet-1"]}}
+    arn = ecs.run_task(cluster="c", taskDefinition="fg", launchType="FARGATE", networkConfiguration=network)
+    seen = watch(ecs, arn["tasks"][0]["taskArn"])
+    assert [s for s, _ in seen] == AWSVPC_ORDER
+    dwell = dict(seen)
+    # Each status lasts at least its floor (>= 1 s unscaled, >= 100 ms at 0.1); polling sees a bit less.
+    assert all(dwell[s] >= 0.05 for s in AWSVPC_ORDER[:-1]), dwell
+    assert dwell["STOPPING"] >= 0.25  # STOPPING lasts several seconds on AWS: >= 300 ms at 0.1
+
+
+def test_ec2_bridge_task_skips_provisioning_and_deprovisioning(scaled: Emulator) -> None:
+    """Developer Guide "Amazon ECS task lifecycle": PROVISIONING/DEPROVISIONING attach and release the
+    awsvpc ENI; an EC2 bridge-mode task has none and goes PENDING -> ... -> STOPPING -> STOPPED."""
+    ecs = aws_client("ecs", scaled.endpoint_url)
+    ecs.create_cluster(clusterName="c")
+    register_instance(ecs, "c")
+    ecs.register_task_definition(
+        family="br", networkMode="bridge", containerDefinitions=[python_container(code="import time; time.sleep(0.3)")]
+    )
+    task = ecs.run_task(cluster="c", taskDefinition="br")["tasks"][0]
+    assert task["lastStatus"] == "PENDING"
+    assert [s for s, _ in watch(ecs, task["taskArn"])] == BRIDGE_ORDER
+
+
+def test_ec2_awsvpc_task_has_the_eni_steps(emulator: Emulator, ecs: Any) -> None:
+    """Developer Guide "Amazon ECS task lifecycle": an EC2 task in awsvpc mode has an ENI, so PROVISIONING."""
+    ecs.create_cluster(clusterName="c")
+    register_instance(ecs, "c")
+    ecs.register_task_definition(
+        family="vpc", networkMode="awsvpc", containerDefinitions=[python_container(code="import time; time.sleep(5)")]
+    )
+    network = {"awsvpcConfiguration": {"subnets": ["subnet-1"]}}
+    task = ecs.run_task(cluster="c", taskDefinition="vpc", networkConfiguration=network)["tasks"][0]
+    assert task["lastStatus"] == "PROVISIONING"
+    ecs.stop_task(cluster="c", task=task["taskArn"])
+
+
+def test_profile_scaled_multiplies_every_dwell_time() -> None:
+    """Profile.scaled(factor): the interface tests use to run AWS's timings quickly."""
+    profile = load_profile("aws-lifecycle")
+    scaled = profile.scaled(0.1)
+    for name in type(profile.lifecycle).model_fields:
+        full, small = getattr(profile.lifecycle, name), getattr(scaled.lifecycle, name)
+        assert small.median == pytest.approx(full.median * 0.1)
+        assert small.p99 == pytest.approx(full.p99 * 0.1)
+        assert small.floor == pytest.approx(full.floor * 0.1)
+        assert full.floor >= 1.0  # every status stays observable: >= 100 ms at time_scale 0.1
+    assert scaled.name == "aws-lifecycle" and scaled.throttling == {} and scaled.latency == {}
+    assert profile.lifecycle.stopping.median >= 3  # several seconds in STOPPING, as on AWS
+    with Emulator("aws-lifecycle", time_scale=0.5, runner="simulated") as em:
+        assert em.profile.lifecycle == profile.scaled(0.5).lifecycle
+    assert "aws-lifecycle" in BUILTIN_PROFILES
+
+
+def test_cli_accepts_time_scale() -> None:
+    """``ecs-emulator --profile aws-lifecycle --time-scale 0.1``."""
+    args = build_parser().parse_args(["--profile", "aws-lifecycle", "--time-scale", "0.1"])
+    assert args.time_scale == 0.1
