@@ -77,7 +77,10 @@ def main() -> int:
     home = REPO / ".demo" / "airflow"
     port = int(os.environ.get("DEMO_PORT", "8080"))
     stack = Stack(home, api_port=port)
-    print(f"Starting the ECS emulator and Airflow 3 (API server, scheduler, DAG processor) in {home} ...", flush=True)
+    print(
+        f"Starting the ECS emulator and Airflow 3 (API server, scheduler, DAG processor, triggerer) in {home} ...",
+        flush=True,
+    )
     try:
         stack.start()
         print(f"ECS emulator: {stack.endpoint_url}   Airflow: {stack.api_url}", flush=True)

@@ -1,7 +1,8 @@
-"""Start and stop the emulator, the Airflow API server, scheduler and DAG processor."""
+"""Start and stop the emulator, the Airflow API server, scheduler, DAG processor and triggerer."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import os
@@ -152,6 +153,8 @@ class Stack:
         )
         self.start_scheduler()
         self._spawn("dag-processor", [str(BIN / "airflow"), "dag-processor"])
+        # Deferrable operators wait in the triggerer; their resumption is queued to the executor again.
+        self._spawn("triggerer", [str(BIN / "airflow"), "triggerer"])
         self._wait_http(f"{self.api_url}/api/v2/monitor/health", "the Airflow API server", timeout=180)
         return self
 
@@ -164,17 +167,21 @@ class Stack:
         proc.wait(timeout=30)
 
     def stop(self) -> None:
-        for name in ("scheduler", "dag-processor", "api-server", "emulator"):
-            proc = self.procs.pop(name, None)
-            if proc is None:
-                continue
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=30)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                with_kill = proc.poll() is None
-                if with_kill:
-                    os.killpg(proc.pid, signal.SIGKILL)
+        # The scheduler first, alone: its executor may still call ECS as it ends. Then the other
+        # Airflow servers together (the triggerer alone takes seconds to let its triggers clean up),
+        # then ECS. Whatever has not exited 30 s after SIGTERM is killed.
+        for names in (("scheduler",), ("triggerer", "dag-processor", "api-server"), ("emulator",)):
+            procs = [proc for proc in (self.procs.pop(name, None) for name in names) if proc is not None]
+            for proc in procs:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            for proc in procs:
+                try:
+                    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait(timeout=30)
 
     def _wait_http(self, url: str, what: str, timeout: float = 60.0) -> None:
@@ -305,6 +312,26 @@ class Stack:
         return list(
             self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000")["task_instances"]
         )
+
+    def task_tries(self, dag_id: str, run_id: str, task_id: str) -> list[dict[str, Any]]:
+        """Every try of one task instance (earlier tries from Airflow's history), oldest first."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances/{task_id}/tries"
+        tries = list(self._request("GET", path)["task_instances"])
+        return sorted(tries, key=lambda t: int(t["try_number"]))
+
+    def clear_task(self, dag_id: str, run_id: str, task_id: str) -> None:
+        """Clear one finished task instance, as the UI's Clear does; its DAG run is queued again."""
+        body = {"dry_run": False, "dag_run_id": run_id, "task_ids": [task_id], "only_failed": False}
+        self._request("POST", f"/api/v2/dags/{dag_id}/clearTaskInstances", body)
+
+    def variable(self, key: str) -> str | None:
+        """An Airflow Variable's value, or None if it is not set."""
+        try:
+            return str(self._request("GET", f"/api/v2/variables/{urllib.parse.quote(key, safe='')}")["value"])
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise
 
     def set_task_state(self, dag_id: str, run_id: str, task_id: str, state: str) -> None:
         self._request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}", {"new_state": state})

@@ -1,4 +1,4 @@
-"""One real Airflow (API server, scheduler, DAG processor) and one emulator for the whole module."""
+"""One real Airflow (API server, scheduler, DAG processor, triggerer) and one emulator for the whole session."""
 
 from __future__ import annotations
 
@@ -10,7 +10,20 @@ import pytest
 
 from devstack.stack import Stack
 
-DAG_IDS = ["smoke", "retry_once", "sleeper", "fanout", "killed_by_oom", "chatty"]
+DAG_IDS = [
+    "smoke",
+    "retry_once",
+    "sleeper",
+    "fanout",
+    "killed_by_oom",
+    "chatty",
+    "queueing_reschedule",
+    "queueing_deferral",
+    "queueing_clear",
+    "queueing_retry",
+    "queueing_reschedule_fast",
+    "queueing_deferral_fast",
+]
 
 
 @pytest.fixture(scope="session")
