@@ -40,8 +40,8 @@ AWS_TIME_SCALE = 0.1
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "emulator_profile" in metafunc.fixturenames:
         module = metafunc.module.__name__.rsplit(".", 1)[-1]
-        profiles = ["fast", "aws-lifecycle"] if module in AWS_TIMED_MODULES else ["fast"]
-        metafunc.parametrize("emulator_profile", profiles)
+        timed = [pytest.param("aws-lifecycle", marks=pytest.mark.newest_only)] if module in AWS_TIMED_MODULES else []
+        metafunc.parametrize("emulator_profile", ["fast", *timed])
 
 
 @pytest.fixture
