@@ -47,18 +47,22 @@ browser:
 	  echo "==> installing Debian's chromium for the browser test"; \
 	  $(APT) install chromium >/dev/null 2>&1 || { $(APT) update >/dev/null && $(APT) install chromium >/dev/null; }; }
 
+# Most tests wait (for ECS lifecycles, Airflow's loops) rather than compute: pytest-xdist runs them
+# on PYTEST_WORKERS processes; tests/conftest.py keeps tests that share a costly fixture on one worker.
+PYTEST_WORKERS ?= 3
 pytest: install browser
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # Every test on the newest Airflow 3 release, then on the oldest one we support.
 test: lint typecheck importlint pytest pytest-oldest
 
-# On the oldest Airflow the tests marked newest_only are left out, to keep make test within its
+# On the oldest Airflow the tests of code that imports no Airflow (marked airflow_independent by
+# tests/conftest.py) and the tests marked newest_only are left out, to keep make test within its
 # budget: the executor scenarios on AWS's lifecycle timings (the fast-profile run covers each Airflow
 # version; the timings exercise our own logic, which does not change with Airflow) and the e2e
 # comparison with LocalExecutor (Airflow's reference; the ECS side of those DAGs runs on both).
 pytest-oldest:
-	$(MAKE) --no-print-directory pytest AIRFLOW=3.1 PYTEST_ARGS="-m 'not newest_only' $(PYTEST_ARGS)"
+	$(MAKE) --no-print-directory pytest AIRFLOW=3.1 PYTEST_ARGS="-m 'not newest_only and not airflow_independent' $(PYTEST_ARGS)"
 
 # The long chaos run (a small one is part of make test): CHAOS_TASKS task instances.
 CHAOS_TASKS ?= 60

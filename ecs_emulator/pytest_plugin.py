@@ -31,7 +31,9 @@ _SEEN = pytest.StashKey[int]()  # problems already charged to a test
 def pytest_configure(config: pytest.Config) -> None:
     """Turn response checking on for every emulator of the session, and name the report file."""
     os.environ.setdefault(VALIDATE_ENV, "1")
-    if REPORT_ENV not in os.environ:
+    # Each pytest-xdist worker has a report file of its own (a worker inherits the controller's
+    # environment): problems are charged to the tests that saw them by offsets into one file.
+    if REPORT_ENV not in os.environ or os.environ.get("PYTEST_XDIST_WORKER"):
         fd, name = tempfile.mkstemp(prefix="ecs-emulator-shapes-", suffix=".jsonl")
         os.close(fd)
         os.environ[REPORT_ENV] = name

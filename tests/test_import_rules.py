@@ -39,3 +39,16 @@ def test_the_rule_sees_an_offending_import(tmp_path: Path) -> None:
     sample = tmp_path / "x.py"
     sample.write_text("from airflow.providers.amazon.aws.executors.ecs import ecs_executor\n")
     assert "airflow.providers.amazon.aws.executors.ecs" in imported_modules(sample)
+
+
+def test_airflow_independent_tests_import_no_airflow() -> None:
+    """The tests that make test runs on the newest Airflow only (tests/conftest.py) import no Airflow."""
+    from tests.conftest import airflow_independent
+
+    offenders = []
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        nodeid = str(path.relative_to(ROOT))
+        if airflow_independent(nodeid):
+            names = imported_modules(path)
+            offenders += [f"{nodeid}: {n}" for n in sorted(names) if n == "airflow" or n.startswith("airflow.")]
+    assert offenders == []
