@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from airflow_ecs_executor.aws.session import AWS_ERRORS, client_config, error_code, error_message, is_service_error
-from airflow_ecs_executor.config import SECTION, ConfigError, ExecutorConfig, parse_config
+from airflow_ecs_executor.config import SECTION, ConfigError, ExecutorConfig, parse_config, valid_endpoint_url
 
 Status = Literal["ok", "fail", "warn", "info"]
 _NO_SUCH_TASK = "0" * 32
@@ -333,7 +333,9 @@ def client_problem(cfg: ExecutorConfig, client_factory: Callable[..., Any]) -> t
     is not a URL (``ValueError``); both are configuration problems, listed like the others.
     """
     try:
-        client_factory(cfg, "ecs")
+        client = client_factory(cfg, "ecs")
+        # The connection's endpoint_url is not checked when the client is built, only when it first sends.
+        valid_endpoint_url(getattr(getattr(client, "meta", None), "endpoint_url", None))
     except Exception as exc:
         if error_code(exc) == "NoRegionError":
             return (
@@ -345,7 +347,7 @@ def client_problem(cfg: ExecutorConfig, client_factory: Callable[..., Any]) -> t
         if isinstance(exc, ValueError):
             return (
                 "endpoint",
-                f"{type(exc).__name__}: {exc}",
+                str(exc),
                 f"fix endpoint_url in [{SECTION}] or in the extra of the Airflow connection {cfg.conn_id!r}: "
                 "an http(s) URL such as http://127.0.0.1:4566, or unset for AWS",
             )

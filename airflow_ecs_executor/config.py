@@ -82,7 +82,7 @@ def _as_text(value: Any) -> Any:
     return value
 
 
-def _endpoint_url(value: Any) -> Any:
+def valid_endpoint_url(value: Any) -> Any:
     """``endpoint_url``: an http(s) URL with a host and a numeric port, or unset."""
     value = _empty_is_none(_as_text(value))
     if value is None or not isinstance(value, str):
@@ -141,7 +141,7 @@ class ExecutorConfig(BaseModel):
 
     conn_id: Text = Field("aws_default", description="Airflow AWS connection whose credentials the executor uses.")
     region_name: OptionalStr = Field(None, description="AWS Region; the connection's when unset.")
-    endpoint_url: Annotated[str | None, BeforeValidator(_endpoint_url)] = Field(
+    endpoint_url: Annotated[str | None, BeforeValidator(valid_endpoint_url)] = Field(
         None, description="ECS endpoint, e.g. the local emulator's http://127.0.0.1:4566; the connection's when unset."
     )
     cluster: Text = Field(min_length=1, description="ECS cluster name or ARN that runs the tasks.")
