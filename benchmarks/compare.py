@@ -87,13 +87,7 @@ def scenarios(quick: bool) -> list[Scenario]:
 def prepare(emulator: Emulator) -> None:
     import boto3
 
-    ecs = boto3.client(
-        "ecs",
-        endpoint_url=emulator.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
-    )
+    ecs = boto3.client("ecs", **emulator.client_kwargs())
     ecs.create_cluster(clusterName="bench", capacityProviders=["FARGATE", "FARGATE_SPOT"])
     ecs.register_task_definition(
         family="bench-task",
@@ -144,6 +138,8 @@ def run_one(executor: str, sc: Scenario, *, profile: str, heartbeat_interval: fl
             "deadline": sc.deadline,
             "heartbeat_interval": heartbeat_interval,
             "endpoint": emulator.endpoint_url,
+            "access_key_id": emulator.access_key_id,  # the spec file lives in a 0700 temporary directory
+            "secret_access_key": emulator.secret_access_key,
         }
         with tempfile.TemporaryDirectory() as tmp:
             spec_path, out_path, ready = Path(tmp, "spec.json"), Path(tmp, "out.json"), Path(tmp, "ready")

@@ -29,9 +29,10 @@ def configure(spec: dict[str, Any]) -> None:
     """The executor's section from the spec, as environment variables, before Airflow loads."""
     net = {"SUBNETS": "subnet-bench", "SECURITY_GROUPS": "sg-bench", "ASSIGN_PUBLIC_IP": "False"}
     common = {"CLUSTER": "bench", "TASK_DEFINITION": "bench-task", "CONTAINER_NAME": "base", "REGION_NAME": "us-east-1"}
-    conn = {"conn_type": "aws", "login": "bench", "password": "bench", "extra": {"endpoint_url": spec["endpoint"]}}
+    key_id, secret = spec["access_key_id"], spec["secret_access_key"]  # the emulator's credentials
+    conn = {"conn_type": "aws", "login": key_id, "password": secret, "extra": {"endpoint_url": spec["endpoint"]}}
     os.environ["AIRFLOW_CONN_AWS_BENCH"] = json.dumps(conn)
-    os.environ["AWS_ACCESS_KEY_ID"] = os.environ["AWS_SECRET_ACCESS_KEY"] = "bench"
+    os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"] = key_id, secret
     os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
     # Airflow's [core] parallelism (32 by default) caps the running workloads of any executor; the
     # benchmark measures the executors, so every workload of a burst may run at once.

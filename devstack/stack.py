@@ -22,6 +22,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from ecs_emulator import credentials as emulator_credentials
+
 REPO = Path(__file__).resolve().parents[1]
 DAGS = Path(__file__).resolve().parent / "dags"
 BIN = Path(sys.executable).parent
@@ -62,6 +64,9 @@ class Stack:
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         self.endpoint_url = f"http://127.0.0.1:{self.emulator_port}"
         self._token: str | None = None
+        # -- emulator credentials: drawn here, handed to the emulator, used by Airflow and by us.
+        self.emulator_credentials = emulator_credentials.new_credentials()
+        self.emulator_control_token = emulator_credentials.new_control_token()
 
     # -- environment -----------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
@@ -92,10 +97,14 @@ class Stack:
                     {"big": {"task_definition": BIG_TASK_DEFINITION, "memory": 2048}}
                 ),
                 "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
-                    {"conn_type": "aws", "login": "emulator", "password": "emulator"}
+                    {
+                        "conn_type": "aws",
+                        "login": self.emulator_credentials.access_key_id,
+                        "password": self.emulator_credentials.secret_access_key,
+                    }
                 ),
-                "AWS_ACCESS_KEY_ID": "emulator",
-                "AWS_SECRET_ACCESS_KEY": "emulator",
+                "AWS_ACCESS_KEY_ID": self.emulator_credentials.access_key_id,
+                "AWS_SECRET_ACCESS_KEY": self.emulator_credentials.secret_access_key,
                 "AWS_DEFAULT_REGION": "us-east-1",
                 "NO_PROXY": "127.0.0.1,localhost",
             }
@@ -109,12 +118,32 @@ class Stack:
             path.write_text(secrets.token_hex(32))
         return path.read_text()
 
+    def emulator_env(self) -> dict[str, str]:
+        """The emulator's environment: its fixed credentials; nothing of Airflow's connection.
+
+        Its tasks inherit this environment (less the AWS credential variables, which the process
+        runner strips): an ECS task gets its credentials from its task role, so its ``aws_default``
+        connection names none and boto3 falls back to the container credentials the emulator serves.
+        """
+        env = self.env()
+        env["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps({"conn_type": "aws"})
+        env[emulator_credentials.FIXED_ACCESS_KEY_ENV] = self.emulator_credentials.access_key_id
+        env[emulator_credentials.FIXED_SECRET_KEY_ENV] = self.emulator_credentials.secret_access_key
+        env[emulator_credentials.FIXED_CONTROL_TOKEN_ENV] = self.emulator_control_token
+        return env
+
+    def _control_headers(self) -> dict[str, str]:
+        return {
+            "Content-Type": "application/json",
+            emulator_credentials.CONTROL_TOKEN_HEADER: self.emulator_control_token,
+        }
+
     # -- processes -------------------------------------------------------------------------------
-    def _spawn(self, name: str, argv: list[str]) -> None:
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         # The child keeps its own descriptor of the log file; the parent's copy closes at once.
         with (self.home / "logs").joinpath(f"{name}.log").open("ab") as log:
             self.procs[name] = subprocess.Popen(
-                argv, env=self.env(), stdout=log, stderr=subprocess.STDOUT, cwd=self.home, start_new_session=True
+                argv, env=env or self.env(), stdout=log, stderr=subprocess.STDOUT, cwd=self.home, start_new_session=True
             )
 
     def start(self, *, fresh: bool = True) -> Stack:
@@ -134,9 +163,12 @@ class Stack:
                 self.profile,
                 "--log-level",
                 "WARNING",
+                "--env-file",
+                str(self.home / "emulator.env"),
             ],
+            env=self.emulator_env(),
         )
-        self._wait_http(f"{self.endpoint_url}/_emulator/health", "the ECS emulator")
+        self._wait_http(f"{self.endpoint_url}/_emulator/health", "the ECS emulator", headers=self._control_headers())
         self.setup_ecs()
         with (self.home / "logs" / "db-migrate.log").open("ab") as log:
             subprocess.run(
@@ -184,11 +216,12 @@ class Stack:
                         os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait(timeout=30)
 
-    def _wait_http(self, url: str, what: str, timeout: float = 60.0) -> None:
+    def _wait_http(self, url: str, what: str, timeout: float = 60.0, headers: dict[str, str] | None = None) -> None:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                with urllib.request.urlopen(url, timeout=5):  # noqa: S310 - our own loopback URL
+                request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 - our own loopback URL
+                with urllib.request.urlopen(request, timeout=5):  # noqa: S310
                     return
             except (urllib.error.URLError, OSError):
                 if time.monotonic() > deadline:
@@ -208,8 +241,8 @@ class Stack:
             service,
             endpoint_url=self.endpoint_url,
             region_name="us-east-1",
-            aws_access_key_id="emulator",
-            aws_secret_access_key="emulator",
+            aws_access_key_id=self.emulator_credentials.access_key_id,
+            aws_secret_access_key=self.emulator_credentials.secret_access_key,
             config=Config(retries={"mode": "standard"}),
         )
 
@@ -347,16 +380,21 @@ class Stack:
         return list(self._request("GET", path)["content"])
 
     def emulator_tasks(self) -> list[dict[str, Any]]:
-        with urllib.request.urlopen(f"{self.endpoint_url}/_emulator/tasks", timeout=10) as r:  # noqa: S310
+        req = urllib.request.Request(f"{self.endpoint_url}/_emulator/tasks", headers=self._control_headers())  # noqa: S310
+        with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310
             return list(json.loads(r.read())["tasks"])
 
     def emulator_counters(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.endpoint_url}/_emulator/counters", timeout=10) as r:  # noqa: S310
+        req = urllib.request.Request(f"{self.endpoint_url}/_emulator/counters", headers=self._control_headers())  # noqa: S310
+        with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310
             return dict(json.loads(r.read()))
 
     def _control(self, route: str, payload: dict[str, Any]) -> None:
         req = urllib.request.Request(  # noqa: S310 - our own loopback URL
-            f"{self.endpoint_url}/_emulator/{route}", data=json.dumps(payload).encode(), method="POST"
+            f"{self.endpoint_url}/_emulator/{route}",
+            data=json.dumps(payload).encode(),
+            method="POST",
+            headers=self._control_headers(),
         )
         urllib.request.urlopen(req, timeout=10).close()  # noqa: S310
 

@@ -24,22 +24,16 @@ PROGRAMS = {
 }
 
 
-def _client(service: str, url: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="demo",
-        aws_secret_access_key="demo",
-        config=Config(retries={"mode": "standard"}),
-    )
+def _client(service: str, em: Emulator) -> Any:
+    # The emulator's own credentials: it refuses requests not signed with them.
+    return boto3.client(service, **em.client_kwargs(), config=Config(retries={"mode": "standard"}))
 
 
 def main() -> int:
     """Run the tour; 0 when every task ended as designed."""
     with Emulator("fast") as em:
         print(f"Emulator at {em.endpoint_url} (profile {em.profile.name}, runner {em.runner.kind})\n")
-        ecs, logs = _client("ecs", em.endpoint_url), _client("logs", em.endpoint_url)
+        ecs, logs = _client("ecs", em), _client("logs", em)
         ecs.create_cluster(clusterName="demo")
         em.register_container_instances("demo")  # EC2 capacity for the tasks (no launch type: EC2)
         ecs.register_task_definition(

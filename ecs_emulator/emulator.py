@@ -6,17 +6,21 @@ Use it in-process (``with Emulator("fast") as em: em.endpoint_url``) or over HTT
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
+import os
 import random
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
+from ecs_emulator import credentials as creds
 from ecs_emulator import moto_bridge, shapes
 from ecs_emulator.ecs import DEFAULT_INSTANCE_CPU, DEFAULT_INSTANCE_MEMORY, EcsService
 from ecs_emulator.errors import AwsError
@@ -44,8 +48,17 @@ class Emulator:
         validate_responses: bool | None = None,
         stopped_task_retention: float | None = None,
         time_scale: float | None = None,
+        credentials: tuple[str, str] | None = None,
+        control_token: str | None = None,
     ) -> None:
-        """``time_scale`` multiplies every lifecycle dwell time of the profile (see ``Profile.scaled``)."""
+        """``time_scale`` multiplies every lifecycle dwell time of the profile (see ``Profile.scaled``).
+
+        ``credentials`` (access key ID, secret access key) and ``control_token`` are drawn afresh
+        unless given: every AWS request must be signed with that key, every control request carry
+        that token (``credentials.py``).
+        """
+        self.credentials = creds.Credentials(*credentials) if credentials else creds.new_credentials()
+        self.control_token = control_token or creds.new_control_token()
         prof = load_profile(profile) if isinstance(profile, str) else profile
         if time_scale is not None:
             prof = prof.scaled(time_scale)
@@ -95,6 +108,33 @@ class Emulator:
         self._server = EmulatorHTTPServer(port, Dispatcher(self, services), self._control, self._other)
         self.port = self._server.server_address[1]
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
+
+    # -- credentials ------------------------------------------------------------------------
+    @property
+    def access_key_id(self) -> str:
+        return self.credentials.access_key_id
+
+    @property
+    def secret_access_key(self) -> str:
+        return self.credentials.secret_access_key
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for a boto3 client of this emulator: ``boto3.client("ecs", **em.client_kwargs())``."""
+        return creds.client_kwargs(self.env())
+
+    def env(self) -> dict[str, str]:
+        """The environment a shell or a client needs (the env file's contents)."""
+        return {
+            creds.ENDPOINT_ENV: self.endpoint_url,
+            creds.ACCESS_KEY_ENV: self.access_key_id,
+            creds.SECRET_KEY_ENV: self.secret_access_key,
+            creds.REGION_ENV: self.region,
+            creds.CONTROL_TOKEN_ENV: self.control_token,
+        }
+
+    def control_client(self) -> ControlClient:
+        """A ``ControlClient`` for this emulator, with its token."""
+        return ControlClient(self.endpoint_url, token=self.control_token)
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> Emulator:
@@ -188,7 +228,36 @@ class Emulator:
         return self.ecs.task_rows(with_overrides=with_overrides)
 
     # -- control (HTTP) -----------------------------------------------------------------------
-    def _control(self, method: str, path: str, body: bytes) -> Reply:
+    def _control_refusal(self, headers: Mapping[str, str]) -> Reply | None:
+        """403 unless the request carries the control token and says it is JSON.
+
+        A web page can send a "simple" cross-origin request (``text/plain``, no custom header)
+        without asking first; a custom header or ``application/json`` needs a CORS preflight,
+        which the emulator refuses. The token keeps out other local users and processes.
+        """
+        lower = {k.lower(): v for k, v in headers.items()}
+        token = lower.get(creds.CONTROL_TOKEN_HEADER.lower(), "")
+        if not hmac.compare_digest(token.encode(), self.control_token.encode()):
+            return json_reply(
+                403,
+                {
+                    "message": f"control API: missing or wrong {creds.CONTROL_TOKEN_HEADER} header; "
+                    f"the token is {creds.CONTROL_TOKEN_ENV} in the emulator's env file "
+                    "(python -m ecs_emulator env --port PORT)"
+                },
+            )
+        content_type = lower.get("content-type", "").split(";", 1)[0].strip().lower()
+        if content_type != "application/json":
+            return json_reply(
+                403, {"message": f"control API: Content-Type must be application/json, not {content_type or 'none'!r}"}
+            )
+        return None
+
+    def _control(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Reply:
+        refusal = self._control_refusal(headers)
+        if refusal is not None:
+            self.count("control", "refused")
+            return refusal
         route = path[len(CONTROL_PREFIX) :].split("?", 1)[0].strip("/")
         try:
             payload = json.loads(body) if body else {}
@@ -228,20 +297,45 @@ class Emulator:
 
 
 class ControlClient:
-    """The control API of an emulator in another process, over HTTP."""
+    """The control API of an emulator in another process, over HTTP.
 
-    def __init__(self, endpoint_url: str, timeout: float = 10.0) -> None:
+    The token comes from ``token``, else ``ECS_EMULATOR_CONTROL_TOKEN``, else the env file the
+    emulator on that port wrote (``~/.cache/ecs-emulator/127.0.0.1-<port>.env``).
+    """
+
+    def __init__(self, endpoint_url: str, token: str | None = None, timeout: float = 10.0) -> None:
         self.base = endpoint_url.rstrip("/") + CONTROL_PREFIX
         self.timeout = timeout
+        self._token = token or os.environ.get(creds.CONTROL_TOKEN_ENV) or None
+        self._token_from_file = False
+        self._port = creds.port_of(endpoint_url)
+
+    @property
+    def token(self) -> str:
+        """The control token; read from the env file on first use, so a client may exist before its emulator."""
+        if self._token is None:
+            path = creds.default_env_file(self._port)
+            try:
+                self._token = creds.read_env_file(path)[creds.CONTROL_TOKEN_ENV]
+                self._token_from_file = True
+            except (FileNotFoundError, KeyError):
+                raise RuntimeError(
+                    f"no control token for the emulator on port {self._port}: pass token=, set "
+                    f"{creds.CONTROL_TOKEN_ENV}, or start it with python -m ecs_emulator (it writes {path})"
+                ) from None
+        return self._token
 
     def _call(self, method: str, route: str, payload: dict[str, Any] | None = None) -> Any:
         data = json.dumps(payload).encode() if payload is not None else None
         request = urllib.request.Request(self.base + route, data=data, method=method)  # noqa: S310 - our http URL
         request.add_header("Content-Type", "application/json")
+        request.add_header(creds.CONTROL_TOKEN_HEADER, self.token)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
                 return json.loads(response.read())
         except urllib.error.HTTPError as exc:
+            if exc.code == 403 and self._token_from_file:
+                self._token = None  # a stale file from an earlier emulator: read it again next time
             raise RuntimeError(f"emulator control {route}: {exc.code} {exc.read().decode()}") from None
 
     def health(self) -> dict[str, Any]:
@@ -254,7 +348,7 @@ class ControlClient:
             try:
                 self.health()
                 return
-            except (OSError, RuntimeError):
+            except (OSError, RuntimeError):  # includes an env file not written yet
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"the emulator at {self.base} did not answer within {timeout:.0f} s") from None
                 time.sleep(0.1)

@@ -206,7 +206,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self._body()
         if self.path.startswith(CONTROL_PREFIX):
-            self._send(self.server.control(self.command, self.path, body))
+            self._send(self.server.control(self.command, self.path, dict(self.headers), body))
             return
         target = self.headers.get("X-Amz-Target")
         if not target:
@@ -225,7 +225,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         body = self._body()
         if self.path.startswith(CONTROL_PREFIX):
-            self._send(self.server.control(self.command, self.path, body))
+            self._send(self.server.control(self.command, self.path, dict(self.headers), body))
         else:
             self._send(self.server.other(self.command, self.path, dict(self.headers), body))
 
@@ -249,7 +249,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         self,
         port: int,
         dispatcher: Dispatcher,
-        control: Callable[[str, str, bytes], Reply],
+        control: Callable[[str, str, dict[str, str], bytes], Reply],
         other: Callable[[str, str, dict[str, str], bytes], Reply],
     ) -> None:
         # Loopback only: the emulator is a development tool and must never listen on a network.

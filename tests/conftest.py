@@ -24,9 +24,9 @@ def emulator(ecs_emulator_server: Emulator) -> Emulator:
 
 @pytest.fixture
 def ecs(emulator: Emulator):  # type: ignore[no-untyped-def]
-    return aws_client("ecs", emulator.endpoint_url)
+    return aws_client("ecs", emulator)
 
 
 @pytest.fixture
 def logs(emulator: Emulator):  # type: ignore[no-untyped-def]
-    return aws_client("logs", emulator.endpoint_url)
+    return aws_client("logs", emulator)

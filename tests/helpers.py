@@ -10,18 +10,27 @@ from typing import Any, TypeVar
 import boto3
 from botocore.config import Config
 
+from ecs_emulator import credentials
+from ecs_emulator.emulator import Emulator
+
 T = TypeVar("T")
 PYTHON = sys.executable
 
 
-def aws_client(service: str, endpoint_url: str, *, attempts: int = 1, read_timeout: float = 10.0) -> Any:
-    """A boto3 client for the emulator; by default no retries, so tests see raw behaviour."""
+def emulator_client_kwargs(emulator: Emulator | str) -> dict[str, Any]:
+    """Endpoint, Region and credentials of an emulator: in this process, or the CLI one at an endpoint URL."""
+    if isinstance(emulator, Emulator):
+        return emulator.client_kwargs()
+    return credentials.client_kwargs(
+        credentials.read_env_file(credentials.default_env_file(credentials.port_of(emulator)))
+    )
+
+
+def aws_client(service: str, emulator: Emulator | str, *, attempts: int = 1, read_timeout: float = 10.0) -> Any:
+    """A boto3 client for the emulator, with its credentials; by default no retries, so tests see raw behaviour."""
     return boto3.client(
         service,
-        endpoint_url=endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        **emulator_client_kwargs(emulator),
         config=Config(
             retries={"total_max_attempts": attempts, "mode": "standard"},
             read_timeout=read_timeout,

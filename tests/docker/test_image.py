@@ -279,13 +279,7 @@ def test_image_builds_and_runs_a_task_through_the_emulator() -> None:
         timeout=1500,
     )
     with Emulator("fast", runner="docker") as emulator:
-        ecs = boto3.client(
-            "ecs",
-            endpoint_url=emulator.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
+        ecs = boto3.client("ecs", **emulator.client_kwargs())
         ecs.create_cluster(clusterName="c")
         emulator.register_container_instances("c")  # EC2 capacity
         ecs.register_task_definition(

@@ -22,22 +22,23 @@ BUCKET = "airflow-logs"
 @pytest.fixture(scope="module")
 def s3_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     st = Stack(Path(tmp_path_factory.mktemp("airflow-s3-logs")))
-    connection = json.dumps(
-        {
-            "conn_type": "aws",
-            "login": "emulator",
-            "password": "emulator",
-            "extra": {"endpoint_url": st.endpoint_url, "region_name": "us-east-1"},
-        }
-    )
+    extra = {"endpoint_url": st.endpoint_url, "region_name": "us-east-1"}
+    # The API server signs with the emulator's credentials; the ECS task with its task role's
+    # (no login in its connection: boto3 takes the container credentials the emulator serves).
+    server_connection = {
+        "conn_type": "aws",
+        "login": st.emulator_credentials.access_key_id,
+        "password": st.emulator_credentials.secret_access_key,
+        "extra": extra,
+    }
+    task_connection = {"conn_type": "aws", "extra": extra}
     remote = {
         "AIRFLOW__LOGGING__REMOTE_LOGGING": "True",
         "AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER": f"s3://{BUCKET}/logs",
         "AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID": "aws_logs",
-        "AIRFLOW_CONN_AWS_LOGS": connection,
     }
-    st.extra_env.update(remote)  # the API server reads the log
-    st.container_env.update(remote)  # the ECS task writes it
+    st.extra_env.update(remote, AIRFLOW_CONN_AWS_LOGS=json.dumps(server_connection))  # the API server reads the log
+    st.container_env.update(remote, AIRFLOW_CONN_AWS_LOGS=json.dumps(task_connection))  # the ECS task writes it
     try:
         st.start()
         st.aws("s3").create_bucket(Bucket=BUCKET)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,8 +37,7 @@ def starved(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def counters(stack: Stack) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{stack.endpoint_url}/_emulator/counters", timeout=10) as r:
-        return dict(json.loads(r.read()))
+    return stack.emulator_counters()
 
 
 def test_stuck_task_is_revoked_requeued_then_failed(starved: Stack) -> None:

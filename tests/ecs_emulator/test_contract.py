@@ -175,7 +175,7 @@ class TestIdempotency:
     def test_lost_response_then_retry_starts_one_task(self, emulator: Emulator, ecs: Any) -> None:
         setup(ecs, python_container(code="import time; time.sleep(2)"))
         emulator.inject("lost_response", api="RunTask")
-        impatient = aws_client("ecs", emulator.endpoint_url, read_timeout=1)
+        impatient = aws_client("ecs", emulator, read_timeout=1)
         with pytest.raises((ReadTimeoutError, ConnectionClosedError)):
             impatient.run_task(cluster="c", taskDefinition="fam", clientToken="lost-1")
         arn = run(ecs, clientToken="lost-1")
@@ -184,7 +184,7 @@ class TestIdempotency:
 
     def test_botocore_retry_reuses_its_token(self, emulator: Emulator) -> None:
         """botocore fills clientToken once per call, so its own retries stay idempotent."""
-        ecs = aws_client("ecs", emulator.endpoint_url, attempts=3, read_timeout=1)
+        ecs = aws_client("ecs", emulator, attempts=3, read_timeout=1)
         setup(ecs, python_container(code="import time; time.sleep(2)"))
         emulator.inject("lost_response", api="RunTask")
         arn = run(ecs)
@@ -197,7 +197,7 @@ class TestThrottlingAndCapacity:
 
         profile = Profile(name="tight", throttling={"run": Bucket(capacity=2, rate=0.5, apis=["ListTasks"])})
         with Emulator(profile, validate_responses=True) as em:
-            ecs = aws_client("ecs", em.endpoint_url)
+            ecs = aws_client("ecs", em)
             ecs.create_cluster(clusterName="c")
             ecs.list_tasks(cluster="c")
             ecs.list_tasks(cluster="c")
@@ -213,7 +213,7 @@ class TestThrottlingAndCapacity:
 
         profile = Profile(name="launch", fargate_launch=Bucket(capacity=3, rate=0.1), runner="simulated")
         with Emulator(profile) as em:
-            ecs = aws_client("ecs", em.endpoint_url)
+            ecs = aws_client("ecs", em)
             setup(ecs, python_container(), **FARGATE_DEF, family="fg")
             ecs.run_task(cluster="c", taskDefinition="fg", launchType="FARGATE", networkConfiguration=NETWORK, count=3)
             with pytest.raises(ClientError) as exc:
@@ -243,7 +243,7 @@ class TestThrottlingAndCapacity:
 class TestRetention:
     def test_stopped_task_becomes_missing(self) -> None:
         with Emulator("fast", stopped_task_retention=0.3, validate_responses=True) as em:
-            ecs = aws_client("ecs", em.endpoint_url)
+            ecs = aws_client("ecs", em)
             setup(ecs, python_container())
             arn = run(ecs)
             wait_stopped(ecs, "c", arn)
@@ -627,7 +627,7 @@ class TestDefinitionsAndClusters:
 class TestSimulatedRunner:
     def test_duration_and_exit_code_from_environment(self) -> None:
         with Emulator("fast", runner="simulated", validate_responses=True) as em:
-            ecs = aws_client("ecs", em.endpoint_url)
+            ecs = aws_client("ecs", em)
             setup(
                 ecs,
                 python_container(
@@ -642,7 +642,7 @@ class TestSimulatedRunner:
 
     def test_stop_simulated(self) -> None:
         with Emulator("fast", runner="simulated") as em:
-            ecs = aws_client("ecs", em.endpoint_url)
+            ecs = aws_client("ecs", em)
             setup(ecs, python_container(environment=[{"name": "ECS_EMULATOR_SIM_DURATION", "value": "60"}]))
             arn = run(ecs)
             wait_for(lambda: ecs.describe_tasks(cluster="c", tasks=[arn])["tasks"][0]["lastStatus"] == "RUNNING")

@@ -33,7 +33,7 @@ def test_same_token_in_another_cluster_is_a_new_request(ecs: Any) -> None:
 def test_token_outlives_the_stopped_task_and_its_retention() -> None:
     """AWS "Ensuring idempotency" (ECS): a token is remembered for 24 hours, not until its task is gone."""
     with Emulator("fast", stopped_task_retention=0.2, validate_responses=True) as em:
-        ecs = aws_client("ecs", em.endpoint_url)
+        ecs = aws_client("ecs", em)
         setup(ecs, "c", code="pass")
         arn = ecs.run_task(cluster="c", taskDefinition="fam", clientToken="tok")["tasks"][0]["taskArn"]
         wait_stopped(ecs, "c", arn)

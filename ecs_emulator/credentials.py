@@ -1,0 +1,135 @@
+"""The emulator's credentials: an access key pair and a control token drawn at each start.
+
+Every AWS request to the emulator must be signed (SigV4) with the emulator's access key, or with
+temporary credentials the emulator issued to one of its tasks; the control API (``/_emulator/...``)
+needs the control token. A started CLI emulator writes them, with its endpoint, to an env file only
+its owner can read (``~/.cache/ecs-emulator/127.0.0.1-<port>.env``, mode 0600), which
+``python -m ecs_emulator env`` prints as ``export`` lines and ``ControlClient`` reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shlex
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+# Environment names: the AWS SDKs' own, and the emulator's control token.
+ENDPOINT_ENV: Final = "AWS_ENDPOINT_URL"
+ACCESS_KEY_ENV: Final = "AWS_ACCESS_KEY_ID"
+SECRET_KEY_ENV: Final = "AWS_SECRET_ACCESS_KEY"  # noqa: S105 - a variable's name, not a secret
+REGION_ENV: Final = "AWS_DEFAULT_REGION"
+CONTROL_TOKEN_ENV: Final = "ECS_EMULATOR_CONTROL_TOKEN"  # noqa: S105 - a variable's name
+# Fixed credentials for the CLI emulator (the devstack draws them before it starts the emulator).
+FIXED_ACCESS_KEY_ENV: Final = "ECS_EMULATOR_FIXED_ACCESS_KEY_ID"
+FIXED_SECRET_KEY_ENV: Final = "ECS_EMULATOR_FIXED_SECRET_ACCESS_KEY"  # noqa: S105 - a variable's name
+FIXED_CONTROL_TOKEN_ENV: Final = "ECS_EMULATOR_FIXED_CONTROL_TOKEN"  # noqa: S105 - a variable's name
+# The header the control API reads its token from.
+CONTROL_TOKEN_HEADER: Final = "X-Ecs-Emulator-Token"  # noqa: S105 - a header's name
+
+ENV_FILE_NAMES: Final = (ENDPOINT_ENV, ACCESS_KEY_ENV, SECRET_KEY_ENV, REGION_ENV, CONTROL_TOKEN_ENV)
+
+_KEY_ID_ALPHABET = string.ascii_uppercase + string.digits
+_SECRET_ALPHABET = string.ascii_letters + string.digits + "+/"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """An AWS access key pair, with a session token when it is temporary."""
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+    def __repr__(self) -> str:  # never print a secret by accident
+        return f"Credentials(access_key_id={self.access_key_id!r}, secret_access_key='***')"
+
+
+def new_access_key_id(prefix: str = "AKIA") -> str:
+    """An access key ID shaped as AWS's: a 4-letter prefix and 16 uppercase letters or digits.
+
+    ``AKIA`` marks a long-term key, ``ASIA`` a temporary one (IAM User Guide, "Unique identifiers").
+    """
+    return prefix + "".join(secrets.choice(_KEY_ID_ALPHABET) for _ in range(16))
+
+
+def new_secret_access_key() -> str:
+    """A 40-character secret access key, from the alphabet AWS's use."""
+    return "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(40))
+
+
+def new_credentials() -> Credentials:
+    """A fresh long-term key pair."""
+    return Credentials(new_access_key_id(), new_secret_access_key())
+
+
+def new_control_token() -> str:
+    """A fresh control token (256 random bits)."""
+    return secrets.token_urlsafe(32)
+
+
+def fixed_from_environ(environ: Mapping[str, str]) -> tuple[Credentials | None, str | None]:
+    """Credentials and control token fixed through ``ECS_EMULATOR_FIXED_*``, where both halves are set."""
+    key_id, secret = environ.get(FIXED_ACCESS_KEY_ENV), environ.get(FIXED_SECRET_KEY_ENV)
+    credentials = Credentials(key_id, secret) if key_id and secret else None
+    return credentials, environ.get(FIXED_CONTROL_TOKEN_ENV) or None
+
+
+# -- the env file ---------------------------------------------------------------------------------
+def default_env_file(port: int, host: str = "127.0.0.1") -> Path:
+    """Where a CLI emulator on ``host:port`` writes its env file."""
+    return Path.home() / ".cache" / "ecs-emulator" / f"{host}-{port}.env"
+
+
+def write_env_file(path: Path, values: Mapping[str, str]) -> None:
+    """Write ``NAME=value`` lines, readable by the owner only (0600; its directory 0700)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    text = "".join(f"{name}={shlex.quote(value)}\n" for name, value in values.items())
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    # Created 0600 from the start: the secret never sits in a file others can read, even briefly.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The ``NAME=value`` lines of an env file (``FileNotFoundError`` when there is none)."""
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        name, sep, raw = line.partition("=")
+        if sep and name.strip() and not name.startswith("#"):
+            parts = shlex.split(raw)
+            values[name.strip()] = parts[0] if parts else ""
+    return values
+
+
+def export_lines(values: Mapping[str, str]) -> str:
+    """``export NAME=value`` lines for a POSIX shell's ``eval``."""
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())
+
+
+def client_kwargs(values: Mapping[str, str]) -> dict[str, Any]:
+    """boto3 client keyword arguments from env-file values (``boto3.client("ecs", **kwargs)``)."""
+    return {
+        "endpoint_url": values[ENDPOINT_ENV],
+        "region_name": values.get(REGION_ENV, "us-east-1"),
+        "aws_access_key_id": values[ACCESS_KEY_ENV],
+        "aws_secret_access_key": values[SECRET_KEY_ENV],
+    }
+
+
+def port_of(endpoint_url: str) -> int:
+    """The port of an ``http://127.0.0.1:PORT`` endpoint (80 when none is given)."""
+    return urlsplit(endpoint_url).port or 80
