@@ -154,12 +154,16 @@ def main() -> int:
         deadline = time.monotonic() + 600
         last = ""
         while state not in ("success", "failed") and time.monotonic() < deadline:
-            tis = stack.task_instances(DAG_ID, run_id)
-            line = _summary(tis, _ecs_tasks(stack, run_id))
+            try:
+                tis = stack.task_instances(DAG_ID, run_id)
+                line = _summary(tis, _ecs_tasks(stack, run_id))
+                state = stack.run_state(DAG_ID, run_id)
+            except OSError as exc:  # a busy machine: the API server answers late; ask again
+                print(f"(the API server did not answer in time: {exc}; asking again)", flush=True)
+                continue
             if line.split("] ", 1)[1] != last:
                 print(line, flush=True)
                 last = line.split("] ", 1)[1]
-            state = stack.run_state(DAG_ID, run_id)
             time.sleep(2)
         time.sleep(3)  # let the last containers stop so their exit codes show
         tis = stack.task_instances(DAG_ID, run_id)
