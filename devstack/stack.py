@@ -33,6 +33,9 @@ BIG_TASK_DEFINITION = "airflow-task-big"
 FARGATE_TASK_DEFINITION = "airflow-task-fargate"  # awsvpc, for Fargate and Fargate Spot
 LOG_GROUP = "/ecs/airflow"
 USER, PASSWORD = "admin", "admin"
+# The tasks' AWS credentials come from their task role, through the emulator's container
+# credentials endpoint (docs/emulator.md), never from the environment they start in.
+TASK_ROLE = {"taskRoleArn": "arn:aws:iam::123456789012:role/airflow-task"}
 
 
 def free_port() -> int:
@@ -295,6 +298,7 @@ class Stack:
                     }
                 ],
                 **extra,
+                **TASK_ROLE,
             )
 
     # -- Airflow REST API ------------------------------------------------------------------------

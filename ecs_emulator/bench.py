@@ -27,12 +27,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from ecs_emulator import credentials as creds
 from ecs_emulator.emulator import ControlClient
 from ecs_emulator.runners import SIM_DURATION_ENV
 
 TARGET = "AmazonEC2ContainerServiceV20141113."
-# The emulator does not verify signatures; any SigV4-shaped header is accepted.
-AUTH = "AWS4-HMAC-SHA256 Credential=bench/20261125/us-east-1/ecs/aws4_request, SignedHeaders=host, Signature=0"
 OUT = Path("benchmarks/results/emulator.json")
 
 
@@ -42,10 +45,23 @@ class _Conn:
         self.conn.connect()
         # As urllib3 (boto3) does: no Nagle delay on small requests.
         self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # The emulator verifies every signature: sign as boto3 does, with the key from its env file.
+        values = creds.read_env_file(creds.default_env_file(port))
+        self.url = values[creds.ENDPOINT_ENV]
+        self.signer = SigV4Auth(
+            Credentials(values[creds.ACCESS_KEY_ENV], values[creds.SECRET_KEY_ENV]), "ecs", values[creds.REGION_ENV]
+        )
 
     def call(self, op: str, body: dict[str, Any]) -> dict[str, Any]:
-        headers = {"X-Amz-Target": TARGET + op, "Content-Type": "application/x-amz-json-1.1", "Authorization": AUTH}
-        self.conn.request("POST", "/", body=json.dumps(body), headers=headers)
+        data = json.dumps(body).encode()
+        request = AWSRequest(
+            method="POST",
+            url=self.url + "/",
+            data=data,
+            headers={"X-Amz-Target": TARGET + op, "Content-Type": "application/x-amz-json-1.1"},
+        )
+        self.signer.add_auth(request)
+        self.conn.request("POST", "/", body=data, headers=dict(request.headers.items()))
         response = self.conn.getresponse()
         payload: dict[str, Any] = json.loads(response.read())
         if response.status != 200:

@@ -10,15 +10,21 @@ its owner can read (``~/.cache/ecs-emulator/127.0.0.1-<port>.env``, mode 0600), 
 from __future__ import annotations
 
 import contextlib
+import hmac
 import os
 import secrets
 import shlex
 import string
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
+
+from ecs_emulator.sigv4 import Principal, SigningKey
 
 # Environment names: the AWS SDKs' own, and the emulator's control token.
 ENDPOINT_ENV: Final = "AWS_ENDPOINT_URL"
@@ -133,3 +139,80 @@ def client_kwargs(values: Mapping[str, str]) -> dict[str, Any]:
 def port_of(endpoint_url: str) -> int:
     """The port of an ``http://127.0.0.1:PORT`` endpoint (80 when none is given)."""
     return urlsplit(endpoint_url).port or 80
+
+
+# -- keys the emulator accepts: its own, and those it issued to tasks -------------------------------
+# The container credentials endpoint (as the ECS agent's at 169.254.170.2): a task's SDK fetches
+# temporary credentials for its task role from AWS_CONTAINER_CREDENTIALS_FULL_URI, sending
+# AWS_CONTAINER_AUTHORIZATION_TOKEN as its Authorization header. botocore accepts a full URI on a
+# loopback address over http and reads AccessKeyId, SecretAccessKey, Token and Expiration
+# (botocore.credentials.ContainerProvider; ECS Developer Guide, "Amazon ECS task IAM role").
+TASK_CREDENTIALS_SECONDS: Final = 3600.0
+# botocore refreshes temporary credentials 15 minutes before they expire (advisory refresh);
+# the endpoint hands out new ones once less than this is left.
+_REISSUE_BEFORE_SECONDS: Final = 20 * 60.0
+
+
+@dataclass
+class _TaskSlot:
+    task_arn: str
+    role_arn: str
+    auth_token: str
+    key_id: str | None = None
+
+
+class KeyRing:
+    """The keys the emulator accepts: its own long-term key, and task role credentials it issued."""
+
+    def __init__(self, own: Credentials, *, clock: Callable[[], float] = time.time) -> None:
+        self.own = own
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._issued: dict[str, SigningKey] = {}
+        self._slots: dict[str, _TaskSlot] = {}
+
+    def lookup(self, access_key_id: str) -> SigningKey | None:
+        """The key with this ID: the emulator's own, or one issued to a task."""
+        if hmac.compare_digest(access_key_id.encode(), self.own.access_key_id.encode()):
+            return SigningKey(self.own.secret_access_key, Principal(self.own.access_key_id))
+        with self._lock:
+            return self._issued.get(access_key_id)
+
+    def task_slot(self, task_arn: str, role_arn: str) -> tuple[str, str]:
+        """A credentials endpoint for one task's role: (credential ID for the URL, authorization token)."""
+        credential_id, token = secrets.token_urlsafe(16), secrets.token_urlsafe(32)
+        with self._lock:
+            self._slots[credential_id] = _TaskSlot(task_arn, role_arn, token)
+        return credential_id, token
+
+    def fetch(self, credential_id: str, auth_token: str) -> dict[str, str] | None:
+        """The task's temporary credentials, as the container endpoint answers; None for a bad ID or token."""
+        with self._lock:
+            slot = self._slots.get(credential_id)
+            if slot is None or not hmac.compare_digest(auth_token.encode(), slot.auth_token.encode()):
+                return None
+            now = self._clock()
+            current = self._issued.get(slot.key_id) if slot.key_id else None
+            if current is None or (current.expires_at or 0) - now < _REISSUE_BEFORE_SECONDS:
+                key_id = new_access_key_id("ASIA")  # "ASIA": temporary credentials from STS
+                current = SigningKey(
+                    secret_access_key=new_secret_access_key(),
+                    principal=Principal(key_id, role_arn=slot.role_arn, task_arn=slot.task_arn),
+                    session_token=secrets.token_urlsafe(96),
+                    expires_at=now + TASK_CREDENTIALS_SECONDS,
+                )
+                self._issued[key_id] = current
+                slot.key_id = key_id
+                self._forget_expired(now)
+            expiration = datetime.fromtimestamp(current.expires_at or now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            return {
+                "RoleArn": slot.role_arn,
+                "AccessKeyId": current.principal.access_key_id,
+                "SecretAccessKey": current.secret_access_key,
+                "Token": current.session_token or "",
+                "Expiration": expiration,
+            }
+
+    def _forget_expired(self, now: float) -> None:
+        for key_id in [k for k, v in self._issued.items() if (v.expires_at or now) < now]:
+            del self._issued[key_id]

@@ -6,6 +6,7 @@ Use it in-process (``with Emulator("fast") as em: em.endpoint_url``) or over HTT
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
@@ -14,7 +15,9 @@ import random
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from types import TracebackType
@@ -27,8 +30,17 @@ from ecs_emulator.errors import AwsError
 from ecs_emulator.faults import TASK_FAULT_KINDS, FaultPlan
 from ecs_emulator.logs import LogsService
 from ecs_emulator.profile import Profile, RunnerKind, load_profile
-from ecs_emulator.runners import make_runner
-from ecs_emulator.server import CONTROL_PREFIX, Dispatcher, EmulatorHTTPServer, Reply, json_reply
+from ecs_emulator.runners import ContainerSpec, ProcessRunner, make_runner
+from ecs_emulator.server import (
+    CONTROL_PREFIX,
+    TASK_CREDENTIALS_PREFIX,
+    Dispatcher,
+    EmulatorHTTPServer,
+    Reply,
+    auth_error,
+    json_reply,
+)
+from ecs_emulator.sigv4 import AuthFailure, Principal, Verified, Verifier
 from ecs_emulator.throttle import TokenBucket
 from ecs_emulator.timeline import Timeline
 
@@ -59,6 +71,7 @@ class Emulator:
         """
         self.credentials = creds.Credentials(*credentials) if credentials else creds.new_credentials()
         self.control_token = control_token or creds.new_control_token()
+        self.keys = creds.KeyRing(self.credentials)
         prof = load_profile(profile) if isinstance(profile, str) else profile
         if time_scale is not None:
             prof = prof.scaled(time_scale)
@@ -105,9 +118,14 @@ class Emulator:
             "AmazonEC2ContainerServiceV20141113": ("ecs", self.ecs.handlers),
             "Logs_20140328": ("logs", self.logs.handlers),
         }
-        self._server = EmulatorHTTPServer(port, Dispatcher(self, services), self._control, self._other)
+        self._verifier = Verifier(region, self.keys.lookup)
+        self._server = EmulatorHTTPServer(
+            port, Dispatcher(self, services), self._control, self._other, self._task_credentials
+        )
         self.port = self._server.server_address[1]
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
+        if isinstance(self.runner, ProcessRunner):
+            self.runner.agent_environment = self._agent_environment
 
     # -- credentials ------------------------------------------------------------------------
     @property
@@ -171,6 +189,9 @@ class Emulator:
             return False
         bucket = self._buckets.get(api)
         return bucket is None or bucket.try_take()
+
+    def authenticate(self, method: str, path: str, headers: Mapping[str, str], body: bytes, service: str) -> Verified:
+        return self._verifier.verify(method, path, headers, body, service_hint=service)
 
     def record_shape_problems(self, api: str, problems: list[str]) -> None:
         _log.error("response of %s does not match botocore's shape: %s", api, problems)
@@ -293,7 +314,82 @@ class Emulator:
         return json_reply(404, {"message": f"no control route {method} {path}"})
 
     def _other(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+        """S3, STS and the other moto services: signed for real first, as ECS and Logs are."""
+        try:
+            verified = self._verifier.verify(method, path, headers, body)
+        except AuthFailure as failure:
+            self.count("moto", f"auth.{failure.code}")
+            return auth_error(failure, _protocol_of(failure.service, method, path, headers))
+        if verified.principal.role_arn is not None and _is_get_caller_identity(verified.service, path, body):
+            return _caller_identity(verified.principal)
         return moto_bridge.handle(method, path, headers, body, self.port)
+
+    # -- task role credentials ----------------------------------------------------------------
+    def _agent_environment(self, spec: ContainerSpec) -> dict[str, str]:
+        """What the ECS agent gives a container: endpoint, Region and, with a task role, its credentials."""
+        env = {
+            creds.ENDPOINT_ENV: self.endpoint_url,
+            creds.REGION_ENV: self.region,
+            "AWS_REGION": self.region,
+        }
+        # Read without the ECS lock: containers start outside it, and a dict lookup is atomic.
+        task = self.ecs._tasks.get(spec.task_id)  # the task table, read only
+        role = (task.overrides.get("taskRoleArn") or task.task_definition.body.get("taskRoleArn")) if task else None
+        if task is not None and role:
+            credential_id, token = self.keys.task_slot(task.arn, str(role))
+            env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = f"{self.endpoint_url}{TASK_CREDENTIALS_PREFIX}{credential_id}"
+            env["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = token
+        return env
+
+    def _task_credentials(self, path: str, headers: dict[str, str]) -> Reply:
+        credential_id = path[len(TASK_CREDENTIALS_PREFIX) :].split("?", 1)[0].strip("/")
+        token = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+        answer = self.keys.fetch(credential_id, token)
+        if answer is None:
+            self.count("task-credentials", "refused")
+            return json_reply(
+                403, {"code": "AccessDenied", "message": "unknown credentials ID or wrong authorization token"}
+            )
+        self.count("task-credentials", "served")
+        return json_reply(200, answer)
+
+
+def _protocol_of(service: str | None, method: str, path: str, headers: Mapping[str, str]) -> str:
+    """How a moto service words its errors: json, query (XML) or s3 (XML)."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    if service == "s3":
+        return "s3"
+    if "x-amz-target" in lower or lower.get("content-type", "").startswith("application/x-amz-json"):
+        return "json"
+    if service is not None:
+        return "query"
+    # Unsigned: a query-protocol call is a form POSTed to "/"; anything else is taken for S3.
+    form = lower.get("content-type", "").startswith("application/x-www-form-urlencoded")
+    return "query" if method == "POST" and path.partition("?")[0] == "/" and form else "s3"
+
+
+def _is_get_caller_identity(service: str, path: str, body: bytes) -> bool:
+    if service != "sts":
+        return False
+    form = urllib.parse.parse_qs(body.decode("utf-8", "replace")) | urllib.parse.parse_qs(path.partition("?")[2])
+    return form.get("Action") == ["GetCallerIdentity"]
+
+
+def _caller_identity(principal: Principal) -> Reply:
+    """STS GetCallerIdentity for task role credentials: the assumed role, named by the task's ID."""
+    role_arn = principal.role_arn or ""
+    account = role_arn.split(":")[4] if role_arn.count(":") >= 5 else "123456789012"
+    role_name = role_arn.rsplit("/", 1)[-1]
+    session = (principal.task_arn or "task").rsplit("/", 1)[-1]
+    role_id = "AROA" + "".join(c for c in hashlib.sha256(role_arn.encode()).hexdigest().upper() if c.isalnum())[:17]
+    body = (
+        '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult>'
+        f"<Arn>arn:aws:sts::{account}:assumed-role/{role_name}/{session}</Arn>"
+        f"<UserId>{role_id}:{session}</UserId><Account>{account}</Account>"
+        f"</GetCallerIdentityResult><ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+        "</GetCallerIdentityResponse>"
+    )
+    return Reply(200, body.encode(), "text/xml")
 
 
 class ControlClient:

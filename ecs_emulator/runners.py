@@ -33,6 +33,31 @@ OOM_REASON = "OutOfMemoryError: Container killed due to memory usage"
 # Environment variables a task may set to steer the simulated runner for that one container.
 SIM_DURATION_ENV = "ECS_EMULATOR_SIM_DURATION"
 SIM_EXIT_CODE_ENV = "ECS_EMULATOR_SIM_EXIT_CODE"
+# What a task never inherits from the emulator's environment: on ECS a container's credentials come
+# from its task role (the container credentials endpoint), never from the operator's shell, and it
+# reads no shared AWS config or credentials file (so boto3 does not find a profile before the
+# container credentials provider in its chain).
+STRIPPED_ENV = frozenset(
+    {
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_ROLE_ARN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        "ECS_EMULATOR_CONTROL_TOKEN",
+        "ECS_EMULATOR_FIXED_ACCESS_KEY_ID",
+        "ECS_EMULATOR_FIXED_SECRET_ACCESS_KEY",
+        "ECS_EMULATOR_FIXED_CONTROL_TOKEN",
+    }
+)
+_NO_AWS_FILES = {"AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
 _MEMORY_POLL_SECONDS = 0.25
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -105,6 +130,8 @@ class ProcessRunner:
         self.max_processes = max_processes
         self.enforce_memory = enforce_memory
         self.inherit_env = inherit_env
+        # What the "agent" adds for one container: endpoint, Region, task role credentials (set by the emulator).
+        self.agent_environment: Callable[[ContainerSpec], Mapping[str, str]] | None = None
         self._live: dict[int, _ProcessHandle] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
@@ -117,7 +144,14 @@ class ProcessRunner:
 
     def _env(self, spec: ContainerSpec) -> dict[str, str]:
         env = dict(os.environ) if self.inherit_env else {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        for name in STRIPPED_ENV:
+            env.pop(name, None)
+        env.update(_NO_AWS_FILES)
+        agent = dict(self.agent_environment(spec)) if self.agent_environment is not None else {}
+        # The task definition's environment applies as on ECS; the credentials endpoint is the agent's.
+        env.update({k: v for k, v in agent.items() if not k.startswith("AWS_CONTAINER_")})
         env.update(spec.environment)
+        env.update({k: v for k, v in agent.items() if k.startswith("AWS_CONTAINER_")})
         return env
 
     def start(self, spec: ContainerSpec, on_output: OnOutput, on_exit: OnExit) -> Handle:

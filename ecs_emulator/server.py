@@ -1,7 +1,9 @@
 """The HTTP front: AWS JSON 1.1 protocol for ECS and CloudWatch Logs, plus the control API.
 
-Requests are routed by ``X-Amz-Target``. The order of checks follows AWS: authentication, then
-throttling, then the request's own validity, then the operation. A fault drawn for the call may
+Requests are routed by ``X-Amz-Target``. The order of checks follows AWS: authentication (a SigV4
+signature verified for real, ``sigv4.py``), then throttling, then the request's own validity, then
+the operation. Browsers get nothing: a request with an ``Origin`` or fetch-metadata header, and
+every CORS preflight, is refused, and no answer carries an ``Access-Control-*`` header. A fault drawn for the call may
 replace the answer (5xx, throttling, a reset connection) or follow it (a lost response: the work
 is done, the client never hears back).
 """
@@ -25,7 +27,6 @@ from typing import Any, Protocol
 
 from ecs_emulator.errors import (
     AwsError,
-    MissingAuthenticationToken,
     SerializationException,
     ServerException,
     ThrottlingException,
@@ -34,9 +35,11 @@ from ecs_emulator.errors import (
 from ecs_emulator.faults import FaultPlan
 from ecs_emulator.profile import Profile
 from ecs_emulator.shapes import check_request, check_response
+from ecs_emulator.sigv4 import AuthFailure, Verified, current_principal
 
 _log = logging.getLogger(__name__)
 CONTROL_PREFIX = "/_emulator/"
+TASK_CREDENTIALS_PREFIX = "/_task-credentials/"  # no S3 bucket name starts with "_"
 _REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
 
 
@@ -66,6 +69,60 @@ def _error(err: AwsError) -> Reply:
     return _json(err.status, err.body())
 
 
+# -- refusals of authentication, in each protocol's own shape ---------------------------------------
+# JSON protocols (ECS, CloudWatch Logs, KMS, SQS, EventBridge): the "Common Errors" of each API
+# reference: IncompleteSignature, InvalidSignatureException, MissingAuthenticationToken(Exception),
+# UnrecognizedClientException, ExpiredTokenException.
+_JSON_CODES = {"MissingAuthenticationToken": "MissingAuthenticationTokenException"}
+_JSON_STATUS = {"MissingAuthenticationTokenException": 403}
+# Query protocol (STS, ...): the same errors in XML, named as the query APIs name them.
+_QUERY_CODES = {
+    "InvalidSignatureException": "SignatureDoesNotMatch",
+    "UnrecognizedClientException": "InvalidClientTokenId",
+    "ExpiredTokenException": "ExpiredToken",
+}
+# S3 (S3 API reference, "Error responses"): what is not listed is 403.
+_S3_STATUS = {
+    "InvalidRequest": 400,
+    "InvalidArgument": 400,
+    "InvalidToken": 400,
+    "ExpiredToken": 400,
+    "XAmzContentSHA256Mismatch": 400,
+    "IncompleteBody": 400,
+    "AuthorizationQueryParametersError": 400,
+}
+
+
+def _xml_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def auth_error(failure: AuthFailure, protocol: str) -> Reply:
+    """The refusal of a request that failed authentication; ``protocol``: json, query or s3."""
+    request_id = str(uuid.uuid4())
+    if protocol == "json":
+        code = _JSON_CODES.get(failure.code, failure.code)
+        return _json(_JSON_STATUS.get(code, 400), {"__type": code, "message": failure.message})
+    if protocol == "query":
+        code = _QUERY_CODES.get(failure.code, failure.code)
+        body = (
+            '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
+            f"<Code>{code}</Code><Message>{_xml_escape(failure.message)}</Message></Error>"
+            f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+        )
+        return Reply(403, body.encode(), "text/xml")
+    code = "AccessDenied" if failure.code == "MissingAuthenticationToken" else failure.code
+    message = (
+        "Access Denied" if code == "AccessDenied" and failure.code == "MissingAuthenticationToken" else failure.message
+    )
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>{_xml_escape(message)}</Message>"
+        f"<RequestId>{request_id}</RequestId></Error>"
+    )
+    return Reply(_S3_STATUS.get(code, 403), body.encode(), "application/xml")
+
+
 Handlers = Mapping[str, Callable[[dict[str, Any]], dict[str, Any]]]
 
 
@@ -87,6 +144,10 @@ class Host(Protocol):
 
     def record_shape_problems(self, api: str, problems: list[str]) -> None: ...
 
+    def authenticate(self, method: str, path: str, headers: Mapping[str, str], body: bytes, service: str) -> Verified:
+        """The verified signer of a request, or ``AuthFailure``."""
+        ...
+
 
 class Dispatcher:
     """Turns one request into one reply; knows nothing of sockets.
@@ -98,7 +159,7 @@ class Dispatcher:
         self.emulator = emulator
         self.services = services
 
-    def aws(self, target: str, body: bytes, headers: Mapping[str, str]) -> Reply:
+    def aws(self, target: str, body: bytes, headers: Mapping[str, str], *, path: str = "/") -> Reply:
         prefix, _, op = target.partition(".")
         entry = self.services.get(prefix)
         em = self.emulator
@@ -109,8 +170,11 @@ class Dispatcher:
         if handler is None:
             return _error(UnknownOperationException(f"Operation {op} is not supported."))
         em.count(op, "calls")
-        if "Authorization" not in headers:
-            return _error(MissingAuthenticationToken("Missing Authentication Token"))
+        try:
+            verified = em.authenticate("POST", path, headers, body, service)
+        except AuthFailure as failure:
+            em.count(op, f"auth.{failure.code}")
+            return auth_error(failure, "json")
         if em.faults.credentials_expired():
             em.count(op, "expired_credentials")
             return _error(ExpiredTokenException("The security token included in the request is expired"))
@@ -131,6 +195,7 @@ class Dispatcher:
             params = json.loads(body or b"{}")
         except (ValueError, UnicodeDecodeError):
             return _error(SerializationException("Start of structure or map found where not expected."))
+        principal = current_principal.set(verified.principal)  # who asked, for handlers that care
         try:
             check_request(service, op, params)
             result = handler(params)
@@ -141,6 +206,8 @@ class Dispatcher:
             _log.exception("%s failed", op)
             em.count(op, "error.internal")
             return _error(ServerException("An internal error occurred in the emulator."))
+        finally:
+            current_principal.reset(principal)
         if em.validate_responses:
             problems = check_response(service, op, result)
             if problems:
@@ -181,11 +248,40 @@ class _Handler(BaseHTTPRequestHandler):
             parts.append(self.rfile.read(size))
             self.rfile.readline()  # the CRLF after each chunk
 
+    def parse_request(self) -> bool:
+        """Parse as usual, then refuse whatever a web browser sends: the emulator serves SDKs only.
+
+        A page open in the developer's browser can send "simple" cross-origin requests (GET, or
+        POST as text/plain) to 127.0.0.1 without asking, and would read the answer if it carried
+        ``Access-Control-Allow-Origin``. Browsers mark their requests (``Origin`` on cross-origin
+        and POST requests, ``Sec-Fetch-*`` fetch metadata); the AWS SDKs never send those.
+        """
+        if not super().parse_request():
+            return False
+        lower = {k.lower() for k in self.headers}
+        browser = "origin" in lower or any(k.startswith("sec-fetch-") for k in lower)
+        if self.command != "OPTIONS" and not browser:
+            return True
+        self._body()  # read what was sent, so the connection stays in step
+        what = "CORS preflight (OPTIONS)" if self.command == "OPTIONS" else "a request from a web browser"
+        self._send(
+            _json(
+                403,
+                {"message": f"The emulator refuses {what}: it serves AWS SDKs only and allows no cross-origin access."},
+                "application/json",
+            )
+        )
+        return False
+
     def _send(self, reply: Reply) -> None:
         self.send_response(reply.status)
         if reply.headers is not None:
             for key, value in reply.headers:
-                if key.lower() not in ("content-length", "transfer-encoding", "connection"):
+                lower = key.lower()
+                # No CORS header ever leaves the emulator (moto's S3 reflects the Origin).
+                if lower.startswith("access-control-"):
+                    continue
+                if lower not in ("content-length", "transfer-encoding", "connection"):
                     self.send_header(key, value)
         else:
             self.send_header("Content-Type", reply.content_type)
@@ -212,7 +308,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not target:
             self._send(self.server.other(self.command, self.path, dict(self.headers), body))
             return
-        reply = self.server.dispatcher.aws(target, body, dict(self.headers))
+        reply = self.server.dispatcher.aws(target, body, dict(self.headers), path=self.path)
         if reply.after == "reset":
             self._reset()
         elif reply.after == "hold":
@@ -224,7 +320,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         body = self._body()
-        if self.path.startswith(CONTROL_PREFIX):
+        if self.path.startswith(TASK_CREDENTIALS_PREFIX) and self.command == "GET":
+            self._send(self.server.task_credentials(self.path, dict(self.headers)))
+        elif self.path.startswith(CONTROL_PREFIX):
             self._send(self.server.control(self.command, self.path, dict(self.headers), body))
         else:
             self._send(self.server.other(self.command, self.path, dict(self.headers), body))
@@ -251,12 +349,14 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         dispatcher: Dispatcher,
         control: Callable[[str, str, dict[str, str], bytes], Reply],
         other: Callable[[str, str, dict[str, str], bytes], Reply],
+        task_credentials: Callable[[str, dict[str, str]], Reply],
     ) -> None:
         # Loopback only: the emulator is a development tool and must never listen on a network.
         super().__init__(("127.0.0.1", port), _Handler)
         self.dispatcher = dispatcher
         self.control = control
         self.other = other
+        self.task_credentials = task_credentials
         self._thread: threading.Thread | None = None
 
     def handle_error(self, request: Any, client_address: Any) -> None:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import boto3
+from botocore.auth import S3SigV4Auth, SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 
 from ecs_emulator import credentials
 from ecs_emulator.emulator import Emulator
@@ -37,6 +41,37 @@ def aws_client(service: str, emulator: Emulator | str, *, attempts: int = 1, rea
             connect_timeout=5,
         ),
     )
+
+
+def sign(
+    emulator: Emulator,
+    method: str,
+    path: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    service: str,
+    key_id: str | None = None,
+    secret: str | None = None,
+    when: datetime | None = None,
+) -> dict[str, str]:
+    """The headers of a request signed as botocore signs it (SigV4), by default with the emulator's key now.
+
+    ``key_id``, ``secret`` and ``when`` make wrong signatures on purpose (another key, a skewed clock).
+    """
+    request = AWSRequest(method=method, url=emulator.endpoint_url + path, data=body, headers=dict(headers))
+    credentials = Credentials(key_id or emulator.access_key_id, secret or emulator.secret_access_key)
+    signer = (S3SigV4Auth if service == "s3" else SigV4Auth)(credentials, service, "us-east-1")
+    # botocore's add_auth() with a chosen clock: the same steps, the timestamp given.
+    request.context["timestamp"] = (when or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    signer._modify_request_before_signing(request)
+    declared = {k.lower(): v for k, v in headers.items()}.get("x-amz-content-sha256")
+    if declared is not None:  # a payload hash chosen by the caller (an aws-chunked upload's)
+        del request.headers["X-Amz-Content-SHA256"]
+        request.headers["X-Amz-Content-SHA256"] = declared
+    canonical = signer.canonical_request(request)
+    signer._inject_signature_to_request(request, signer.signature(signer.string_to_sign(request, canonical), request))
+    return dict(request.headers.items())
 
 
 def wait_for(check: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.05) -> T:

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from ecs_emulator import Emulator
+from tests.helpers import sign
 
 TARGET = "AmazonEC2ContainerServiceV20141113."
-AUTH = "AWS4-HMAC-SHA256 Credential=testing/20261125/us-east-1/ecs/aws4_request, SignedHeaders=host, Signature=x"
 
 
 def post(em: Emulator, target: str | None, body: bytes, auth: bool = True) -> tuple[int, dict[str, Any]]:
@@ -19,8 +19,8 @@ def post(em: Emulator, target: str | None, body: bytes, auth: bool = True) -> tu
     headers = {"Content-Type": "application/x-amz-json-1.1"}
     if target:
         headers["X-Amz-Target"] = target
-    if auth:
-        headers["Authorization"] = AUTH
+    if auth:  # signed with the emulator's key, as an SDK signs: the request itself is what is wrong
+        headers = sign(em, "POST", "/", body, headers, service="ecs")
     conn.request("POST", "/", body=body, headers=headers)
     response = conn.getresponse()
     payload = json.loads(response.read() or b"{}")
