@@ -13,9 +13,22 @@ LOCK := requirements/lock-airflow-$(AIRFLOW).txt
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser demo test lint typecheck importlint pytest pytest-oldest lock clean bench-emulator bench chaos
+.PHONY: install venv-python browser demo test lint typecheck importlint pytest pytest-oldest lock clean bench-emulator bench chaos
 
-install: $(STAMP)
+install: venv-python $(STAMP)
+
+# A venv built by another Python (an older checkout, another PYTHON=) is never silently reused.
+PYVER = import sys; print("%d.%d" % sys.version_info[:2])
+venv-python:
+	@if [ -e $(PY) ]; then \
+	  have=$$($(PY) -c '$(PYVER)' 2>/dev/null || echo "a Python that no longer runs"); \
+	  want=$$($(PYTHON) -c '$(PYVER)'); \
+	  if [ "$$have" != "$$want" ]; then \
+	    echo "$(VENV) was built with Python $$have, but this make uses Python $$want ($(PYTHON))."; \
+	    echo "Run 'make clean' (it removes .venv and .venv-airflow-*), then run your make command again."; \
+	    exit 1; \
+	  fi; \
+	fi
 
 $(STAMP): $(LOCK) pyproject.toml
 	@echo "==> creating $(VENV) with $(PYTHON) and installing $(LOCK)"

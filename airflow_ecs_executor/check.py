@@ -8,6 +8,7 @@ anything in the account.
 from __future__ import annotations
 
 import ipaddress
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from airflow_ecs_executor.aws.session import AWS_ERRORS, client_config, error_code, error_message, is_service_error
-from airflow_ecs_executor.config import ConfigError, ExecutorConfig, parse_config
+from airflow_ecs_executor.config import SECTION, ConfigError, ExecutorConfig, parse_config, valid_endpoint_url
 
 Status = Literal["ok", "fail", "warn", "info"]
 _NO_SUCH_TASK = "0" * 32
@@ -63,6 +64,8 @@ class Checker:
             self._add("fail", "configuration [ecs_executor]", str(exc), "fix the keys listed above")
             return self.items
         self._add("ok", "configuration [ecs_executor]", f"cluster {cfg.cluster}, task definition {cfg.task_definition}")
+        if not self._connect(cfg):
+            return self.items
         if not self._credentials(cfg):
             return self.items
         ecs = self._client(cfg, "ecs")
@@ -79,6 +82,8 @@ class Checker:
 
     def startup(self, cfg: ExecutorConfig) -> list[Item]:
         """The checks the scheduler runs at start: cluster, task definitions and network settings."""
+        if not self._connect(cfg):
+            return self.items
         ecs = self._client(cfg, "ecs")
         if self._cluster(cfg, ecs):
             for queue, definition, container in self._definitions(cfg):
@@ -87,10 +92,21 @@ class Checker:
                     self._network(cfg, found, queue)
         return self.items
 
+    def _connect(self, cfg: ExecutorConfig) -> bool:
+        """Clients can be built: a Region is known and the endpoint is a URL (nothing is sent yet)."""
+        problem = client_problem(cfg, self._factory)
+        if problem is None:
+            return True
+        self._add("fail", problem[0], problem[1], problem[2])
+        return False
+
     def _credentials(self, cfg: ExecutorConfig) -> bool:
         try:
             identity = self._client(cfg, "sts").get_caller_identity()
         except AWS_ERRORS as exc:
+            if not is_service_error(exc):
+                self._add("fail", "endpoint", *_unreachable(cfg, exc))
+                return False
             self._add(
                 "fail",
                 f"credentials (connection {cfg.conn_id!r})",
@@ -310,10 +326,84 @@ class Checker:
             )
 
 
+def client_problem(cfg: ExecutorConfig, client_factory: Callable[..., Any]) -> tuple[str, str, str] | None:
+    """Why no AWS client can be built from the section and its connection, as (what, detail, fix); None when one can.
+
+    botocore refuses to build a client without a Region (``NoRegionError``) or with an endpoint that
+    is not a URL (``ValueError``); both are configuration problems, listed like the others.
+    """
+    try:
+        client = client_factory(cfg, "ecs")
+        # The connection's endpoint_url is not checked when the client is built, only when it first sends.
+        valid_endpoint_url(getattr(getattr(client, "meta", None), "endpoint_url", None))
+    except Exception as exc:
+        if error_code(exc) == "NoRegionError":
+            return (
+                "AWS Region",
+                "no Region is set for the executor or its connection, and the environment names none",
+                f"set region_name in [{SECTION}] (e.g. region_name = us-east-1), or region_name in the extra of "
+                f"the Airflow connection {cfg.conn_id!r}, or AWS_DEFAULT_REGION",
+            )
+        if isinstance(exc, ValueError):
+            return (
+                "endpoint",
+                str(exc),
+                f"fix endpoint_url in [{SECTION}] or in the extra of the Airflow connection {cfg.conn_id!r}: "
+                "an http(s) URL such as http://127.0.0.1:4566, or unset for AWS",
+            )
+        if isinstance(exc, AWS_ERRORS):
+            return (
+                f"AWS client (connection {cfg.conn_id!r})",
+                f"{error_code(exc)}: {error_message(exc)}",
+                f"check the Airflow connection {cfg.conn_id!r} and [{SECTION}] region_name and endpoint_url",
+            )
+        if type(exc).__name__ == "AirflowNotFoundException":
+            return (
+                f"connection {cfg.conn_id!r}",
+                str(exc),
+                f"define the Airflow connection {cfg.conn_id!r}, or set [{SECTION}] conn_id to one that exists",
+            )
+        raise
+    return None
+
+
+def _unreachable(cfg: ExecutorConfig, exc: Exception) -> tuple[str, str]:
+    """Detail and fix for an endpoint that did not answer at all (refused, timed out, unknown host)."""
+    where = cfg.endpoint_url or "AWS's endpoint for the Region"
+    fix = (
+        "start the emulator there (python -m ecs_emulator) or fix endpoint_url"
+        if cfg.endpoint_url
+        else "check the network, proxy settings and region_name"
+    )
+    return f"nothing answers at {where}: {error_code(exc)}: {error_message(exc)}", fix
+
+
+def connection_problems(cfg: ExecutorConfig, client_factory: Callable[..., Any]) -> list[str]:
+    """The scheduler's first check, run even with check_health_on_startup off: can a client be built at all."""
+    problem = client_problem(cfg, client_factory)
+    return [] if problem is None else [f"{problem[0]}: {problem[1]}; fix: {problem[2]}"]
+
+
 def startup_problems(cfg: ExecutorConfig, client_factory: Callable[..., Any]) -> list[str]:
     """The start-up checks' failures, each with its fix; empty when all is well."""
     items = Checker(client_factory, None).startup(cfg)
     return [f"{i.what}: {i.detail}" + (f"; fix: {i.fix}" if i.fix else "") for i in items if i.status == "fail"]
+
+
+def refuse_quietly(exc: ConfigError) -> None:
+    """Make Python end the process on this configuration error with its list of problems, not a traceback.
+
+    Only this exception object is treated so; any other uncaught exception keeps its traceback.
+    """
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        if value is exc:
+            sys.stderr.write(f"airflow-ecs-executor: {exc}\n")
+            return
+        previous(kind, value, tb)
+
+    sys.excepthook = hook
 
 
 MARKS: Mapping[Status, str] = {"ok": "[ok]  ", "fail": "[FAIL]", "warn": "[warn]", "info": "[info]"}

@@ -9,6 +9,7 @@ with one readable message.
 from __future__ import annotations
 
 import json
+import urllib.parse
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -33,8 +34,13 @@ PRIVILEGED_KEYS = (
 KNOWN_EXECUTOR_CONFIG_KEYS = frozenset(DEFAULT_ALLOWLIST + PRIVILEGED_KEYS)
 
 
-class ConfigError(Exception):
-    """The ``[ecs_executor]`` section cannot be used; the message lists every problem and its fix."""
+class ConfigError(BaseException):
+    """The ``[ecs_executor]`` section cannot be used; the message lists every problem and its fix.
+
+    A BaseException, as SystemExit is: a scheduler whose executor cannot run must stop, and no
+    ``except Exception`` on the way (Airflow's scheduler logs those with a traceback) should treat
+    it as an error of its own. Catch it by name.
+    """
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
@@ -62,8 +68,44 @@ def _empty_is_none(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
 
 
-StrList = Annotated[list[str], BeforeValidator(_split_list)]
-OptionalStr = Annotated[str | None, BeforeValidator(_empty_is_none)]
+def _as_text(value: Any) -> Any:
+    """A string option given back as text after Airflow's ``getsection`` turned it into a number or a bool.
+
+    ``conf.getsection`` converts ``1`` to an int and ``t``/``true`` to True before this model sees them;
+    ECS names may be digits, so a string option takes them back. ``connection.read_section`` rereads
+    such values as the raw text first; this covers a section handed over as a plain dict.
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def valid_endpoint_url(value: Any) -> Any:
+    """``endpoint_url``: an http(s) URL with a host and a numeric port, or unset."""
+    value = _empty_is_none(_as_text(value))
+    if value is None or not isinstance(value, str):
+        return value
+    text = value.strip()
+    if "#" in text or ";" in text or any(c.isspace() for c in text):
+        raise ValueError(
+            "not a URL: Airflow keeps everything after '=' on the line, comments included; "
+            "put the comment on a line of its own (e.g. endpoint_url = http://127.0.0.1:4566)"
+        )
+    parsed = urllib.parse.urlsplit(text)
+    try:
+        parsed.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        raise ValueError("the port is not a number; e.g. http://127.0.0.1:4566") from None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError("not an http(s) URL with a host; e.g. http://127.0.0.1:4566, or leave it unset for AWS")
+    return text
+
+
+Text = Annotated[str, BeforeValidator(_as_text)]
+StrList = Annotated[list[str], BeforeValidator(_split_list), BeforeValidator(_as_text)]
+OptionalStr = Annotated[str | None, BeforeValidator(_empty_is_none), BeforeValidator(_as_text)]
 
 
 class CapacityProviderItem(BaseModel):
@@ -97,14 +139,14 @@ class ExecutorConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    conn_id: str = Field("aws_default", description="Airflow AWS connection whose credentials the executor uses.")
+    conn_id: Text = Field("aws_default", description="Airflow AWS connection whose credentials the executor uses.")
     region_name: OptionalStr = Field(None, description="AWS Region; the connection's when unset.")
-    endpoint_url: OptionalStr = Field(
+    endpoint_url: Annotated[str | None, BeforeValidator(valid_endpoint_url)] = Field(
         None, description="ECS endpoint, e.g. the local emulator's http://127.0.0.1:4566; the connection's when unset."
     )
-    cluster: str = Field(min_length=1, description="ECS cluster name or ARN that runs the tasks.")
-    task_definition: str = Field(min_length=1, description="Task definition family, family:revision or ARN.")
-    container_name: str = Field(min_length=1, description="Container in the task definition that runs the workload.")
+    cluster: Text = Field(min_length=1, description="ECS cluster name or ARN that runs the tasks.")
+    task_definition: Text = Field(min_length=1, description="Task definition family, family:revision or ARN.")
+    container_name: Text = Field(min_length=1, description="Container in the task definition that runs the workload.")
     launch_type: Annotated[Literal["FARGATE", "EC2", "EXTERNAL"] | None, BeforeValidator(_empty_is_none)] = Field(
         None, description="FARGATE, EC2 or EXTERNAL; leave unset to use a capacity provider strategy."
     )

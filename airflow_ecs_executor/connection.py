@@ -40,4 +40,19 @@ def read_section(team: str | None = None) -> dict[str, Any]:
             raw.update(conf.getsection(SECTION, team_name=team) or {})
         prefix = f"AIRFLOW__{team.upper()}___{SECTION.upper()}__"
         raw.update({k[len(prefix) :].lower(): v for k, v in os.environ.items() if k.startswith(prefix)})
-    return {k: v for k, v in raw.items() if v is not None}
+    return {k: _as_written(k, v, team) for k, v in raw.items() if v is not None}
+
+
+def _as_written(key: str, value: Any, team: str | None) -> Any:
+    """The option's text as written, where ``conf.getsection`` turned it into a number or a bool.
+
+    ``cluster = 1`` would reach the model as the int 1 and ``task_definition = t`` as True; ECS names
+    may be digits or such words, so the text is read again with ``conf.get``, which converts nothing.
+    """
+    if not isinstance(value, bool | int | float):
+        return value
+    with contextlib.suppress(Exception):  # a team-only key, or Airflow 3.1 without team_name: keep the value
+        if team:
+            return conf.get(SECTION, key, team_name=team)
+        return conf.get(SECTION, key)
+    return value

@@ -26,7 +26,7 @@ from airflow_ecs_executor.aws.arns import parse_task_arn
 from airflow_ecs_executor.aws.client import EcsClient, Launched, PlacementFailed
 from airflow_ecs_executor.aws.requests import WorkloadSpec, build_run_task
 from airflow_ecs_executor.aws.session import ecs_client_config
-from airflow_ecs_executor.check import startup_problems
+from airflow_ecs_executor.check import connection_problems, refuse_quietly, startup_problems
 from airflow_ecs_executor.config import ConfigError, ExecutorConfig, parse_config
 from airflow_ecs_executor.connection import make_client, read_section
 from airflow_ecs_executor.core import decide as core
@@ -177,9 +177,25 @@ class EcsExecutor(BaseExecutor):
         """The raw section: global values, overlaid for a team by its own section and variables."""
         return read_section(getattr(self, "team_name", None))
 
+    def _refuse(self, exc: ConfigError) -> ConfigError:
+        """Log the problems, each with its fix, and have the process end on that list, not on a traceback.
+
+        Airflow's scheduler logs whatever ``start()`` raises with its traceback and lets it end the
+        process; the list is logged here first, and Python's last word for this error is the list alone.
+        """
+        self.log.error("%s", exc)
+        refuse_quietly(exc)
+        return exc
+
     def start(self) -> None:
         redaction.install()
-        self.config = parse_config(self._section())
+        try:
+            self.config = parse_config(self._section())
+            problems = connection_problems(self.config, make_client)
+            if problems:
+                raise ConfigError(problems)
+        except ConfigError as exc:
+            raise self._refuse(exc) from None
         self._policy = core.Policy(
             max_launch_attempts=self.config.max_launch_attempts,
             launch_timeout=self.config.launch_timeout,
@@ -189,7 +205,7 @@ class EcsExecutor(BaseExecutor):
         if self.config.check_health_on_startup:
             problems = startup_problems(self.config, make_client)
             if problems:
-                raise ConfigError(problems)
+                raise self._refuse(ConfigError(problems))
         self._workers = Workers(
             EcsClient(client, self.config.cluster),
             launch_rate=self.config.launch_rate,

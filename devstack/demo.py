@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import time
+import urllib.parse
 from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from devstack.byhand import as_ini, section
 from devstack.stack import PASSWORD, USER, Stack
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,35 +44,87 @@ def _ecs_tasks(stack: Stack, run_id: str) -> dict[tuple[str, int, int], dict[str
 
 
 def _summary(tis: list[dict[str, Any]], ecs: dict[tuple[str, int, int], dict[str, Any]]) -> str:
-    states = Counter(str(ti["state"] or "none") for ti in tis)
+    # A task instance with no state yet has not been scheduled: "waiting", not "none".
+    states = Counter(str(ti["state"] or "waiting") for ti in tis)
     statuses = Counter(t["lastStatus"] for t in ecs.values())
     running = [t["taskArn"].rsplit("/", 1)[-1][:8] for t in ecs.values() if t["lastStatus"] == "RUNNING"]
-    parts = ", ".join(f"{k} {v}" for k, v in sorted(states.items()))
-    ecs_part = ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())) or "none yet"
-    return f"[{time.strftime('%H:%M:%S')}] tasks: {parts} | ECS tasks: {ecs_part}" + (
+    parts = ", ".join(f"{v} {k}" for k, v in sorted(states.items()))
+    ecs_part = ", ".join(f"{v} {k}" for k, v in sorted(statuses.items())) or "none yet"
+    return f"[{time.strftime('%H:%M:%S')}] task instances: {parts} | ECS tasks: {ecs_part}" + (
         f" | running: {' '.join(running)}" if running else ""
     )
 
 
-def _table(tis: list[dict[str, Any]], ecs: dict[tuple[str, int, int], dict[str, Any]]) -> str:
-    rows = [f"{'task':<26}{'try':>4}  {'state':<16}{'duration':>9}  {'ECS task':<34}{'ECS stop':<26}exit"]
+def _definition(task: Mapping[str, Any]) -> str:
+    """family:revision of the task's definition."""
+    return str(task["taskDefinitionArn"]).rsplit("/", 1)[-1]
+
+
+def _resources(task: Mapping[str, Any]) -> str:
+    """The CPU units and MiB the task got: executor_config's or the queue's overrides, else its definition's."""
+    overrides = task.get("overrides") or {}
+    container = (task.get("containers") or [{}])[0]
+    cpu = overrides.get("cpu") or task.get("cpu") or container.get("cpu") or "-"
+    memory = overrides.get("memory") or task.get("memory") or container.get("memory") or "-"
+    return f"{cpu}/{memory}"
+
+
+def _stop(task: Mapping[str, Any]) -> str:
+    """Why the task stopped, in words: ECS's stoppedReason and the container's exit code."""
+    if task["lastStatus"] != "STOPPED":
+        return str(task["lastStatus"]).lower()
+    container = (task.get("containers") or [{}])[0]
+    reason = task.get("stoppedReason") or task.get("stopCode") or "stopped"
+    code = container.get("exitCode")
+    return reason + (f" (exit code {code})" if code is not None else "")
+
+
+def _tries(stack: Stack, run_id: str, ti: Mapping[str, Any]) -> dict[int, str]:
+    """Each try's outcome (earlier tries from Airflow's history), by try number."""
+    index = f"/{ti['map_index']}" if ti["map_index"] >= 0 else ""
+    run = urllib.parse.quote(run_id, safe="")
+    path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run}/taskInstances/{ti['task_id']}{index}/tries"
+    try:
+        tries = stack._request("GET", path)["task_instances"]
+    except OSError:
+        tries = []
+    out = {int(t["try_number"]): str(t["state"]) for t in tries}
+    out[int(ti["try_number"])] = str(ti["state"])
+    return out
+
+
+def _table(
+    stack: Stack, run_id: str, tis: list[dict[str, Any]], ecs: dict[tuple[str, int, int], dict[str, Any]]
+) -> str:
+    """One row per try: its outcome in Airflow, its ECS task, task definition, resources and stop reason."""
+    header = f"{'task':<20}{'try':>3}  {'outcome':<14}{'duration':>8}  {'ECS task':<34}{'task definition':<20}"
+    rows = [header + f"{'cpu/MiB':<11}stopped because"]
     for ti in sorted(tis, key=lambda t: (t["task_id"], t["map_index"])):
         name = ti["task_id"] + (f"[{ti['map_index']}]" if ti["map_index"] >= 0 else "")
-        start, end = _parse(ti.get("start_date")), _parse(ti.get("end_date"))
-        duration = f"{(end - start).total_seconds():.1f}s" if start and end else "-"
-        attempts = [t for (tid, mi, _), t in sorted(ecs.items()) if tid == ti["task_id"] and mi == ti["map_index"]]
-        task = attempts[-1] if attempts else None
-        arn = task["taskArn"].rsplit("/", 1)[-1] if task else "-"
-        stop = (task.get("stopCode") or task["lastStatus"]) if task else "-"
-        code = task["containers"][0].get("exitCode", "-") if task else "-"
-        rows.append(f"{name:<26}{ti['try_number']:>4}  {ti['state']!s:<16}{duration:>9}  {arn:<34}{stop:<26}{code}")
-        for earlier in attempts[:-1]:
+        outcomes = _tries(stack, run_id, ti) if int(ti["try_number"]) > 1 else {int(ti["try_number"]): str(ti["state"])}
+        for number, outcome in sorted(outcomes.items()):
+            task = ecs.get((ti["task_id"], ti["map_index"], number))
+            duration = "-"
+            if number == int(ti["try_number"]):
+                start, end = _parse(ti.get("start_date")), _parse(ti.get("end_date"))
+                duration = f"{(end - start).total_seconds():.1f}s" if start and end else "-"
+            arn = task["taskArn"].rsplit("/", 1)[-1] if task else "-"
+            definition = _definition(task) if task else "-"
+            resources = _resources(task) if task else "-"
+            stop = _stop(task) if task else "-"
             rows.append(
-                f"{'':<26}{'':>4}  {'(earlier try)':<16}{'':>9}  {earlier['taskArn'].rsplit('/', 1)[-1]:<34}"
-                f"{earlier.get('stopCode') or earlier['lastStatus']:<26}"
-                f"{earlier['containers'][0].get('exitCode', '-')}"
+                f"{name:<20}{number:>3}  {outcome:<14}{duration:>8}  {arn:<34}{definition:<20}{resources:<11}{stop}"
             )
     return "\n".join(rows)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def main() -> int:
@@ -76,6 +132,13 @@ def main() -> int:
     once = os.environ.get("ONCE") == "1"
     home = REPO / ".demo" / "airflow"
     port = int(os.environ.get("DEMO_PORT", "8080"))
+    if not _port_free(port):
+        print(
+            f"Port {port} on 127.0.0.1 is in use (another Airflow or demo?). Stop that, or give the demo "
+            f"another port for its Airflow UI: DEMO_PORT={port + 1} make demo",
+            file=sys.stderr,
+        )
+        return 2
     stack = Stack(home, api_port=port)
     print(
         f"Starting the ECS emulator and Airflow 3 (API server, scheduler, DAG processor, triggerer) in {home} ...",
@@ -91,18 +154,31 @@ def main() -> int:
         deadline = time.monotonic() + 600
         last = ""
         while state not in ("success", "failed") and time.monotonic() < deadline:
-            tis = stack.task_instances(DAG_ID, run_id)
-            line = _summary(tis, _ecs_tasks(stack, run_id))
+            try:
+                tis = stack.task_instances(DAG_ID, run_id)
+                line = _summary(tis, _ecs_tasks(stack, run_id))
+                state = stack.run_state(DAG_ID, run_id)
+            except OSError as exc:  # a busy machine: the API server answers late; ask again
+                print(f"(the API server did not answer in time: {exc}; asking again)", flush=True)
+                continue
             if line.split("] ", 1)[1] != last:
                 print(line, flush=True)
                 last = line.split("] ", 1)[1]
-            state = stack.run_state(DAG_ID, run_id)
             time.sleep(2)
         time.sleep(3)  # let the last containers stop so their exit codes show
         tis = stack.task_instances(DAG_ID, run_id)
         print(f"\nDAG run {run_id}: {state}\n")
-        print(_table(tis, _ecs_tasks(stack, run_id)))
-        print("\nThe first try of flaky_once fails on purpose; its retry succeeds (Airflow retries apply).")
+        print(_table(stack, run_id, tis, _ecs_tasks(stack, run_id)))
+        print(
+            "\nThe first try of flaky_once fails on purpose and its retry succeeds (Airflow retries apply; the"
+            "\nfailed try's container exits 0: the task reported its failure to Airflow). with_resources got"
+            "\nits cpu/memory from executor_config; routed_by_queue ran on the 'big' queue's task definition."
+        )
+        print(
+            "\nThe demo's settings, for an Airflow of your own (README, 'Try it by hand'; the endpoint is this"
+            f"\ndemo's emulator, gone when the demo stops):\n\n{as_ini(section(stack.endpoint_url))}",
+            flush=True,
+        )
         if once:
             return 0 if state == "success" else 1
         print(f"\nAirflow UI: {stack.api_url}  (login {USER} / {PASSWORD}). Ctrl-C stops everything.", flush=True)

@@ -107,3 +107,41 @@ def test_rejections_name_the_fix(raw: dict[str, Any], needle: str) -> None:
 def test_every_option_is_documented() -> None:
     for name, field in ExecutorConfig.model_fields.items():
         assert field.description, f"{name} has no description"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param({"cluster": 1}, {"cluster": "1"}, id="int"),
+        pytest.param({"task_definition": True}, {"task_definition": "true"}, id="bool"),
+        pytest.param({"container_name": 1.5}, {"container_name": "1.5"}, id="float"),
+        pytest.param({"subnets": 7}, {"subnets": ["7"]}, id="list-of-one-number"),
+    ],
+)
+def test_string_options_take_back_airflows_conversions(raw: dict[str, Any], expected: dict[str, Any]) -> None:
+    cfg = parse_config({**BASE, **raw})
+    for key, value in expected.items():
+        assert getattr(cfg, key) == value
+
+
+@pytest.mark.parametrize(
+    ("url", "needle"),
+    [
+        pytest.param("http://127.0.0.1:4566   # the local emulator instead of AWS", "comments included", id="comment"),
+        pytest.param("http://127.0.0.1:4566 ; note", "comments included", id="semicolon"),
+        pytest.param("http://127.0.0.1:port", "port is not a number", id="port"),
+        pytest.param("ftp://127.0.0.1", "not an http(s) URL", id="scheme"),
+    ],
+)
+def test_endpoint_url_is_checked_when_read(url: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse_config({**BASE, "endpoint_url": url})
+    assert "endpoint_url:" in str(exc.value)
+    assert needle in str(exc.value)
+
+
+def test_endpoint_url_valid_or_unset() -> None:
+    assert parse_config({**BASE, "endpoint_url": " https://ecs.eu-west-1.amazonaws.com "}).endpoint_url == (
+        "https://ecs.eu-west-1.amazonaws.com"
+    )
+    assert parse_config({**BASE, "endpoint_url": ""}).endpoint_url is None
