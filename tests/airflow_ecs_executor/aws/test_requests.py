@@ -21,7 +21,9 @@ COMMAND = ["python", "-m", "airflow.sdk.execution_time.execute_workload", "--jso
 
 
 def config(**raw: str) -> Any:
-    return parse_config({"cluster": "c", "task_definition": "td", "container_name": "base", **raw})
+    return parse_config(
+        {"cluster": "c", "task_definition": "td", "container_name": "base", "workload_delivery": "plain", **raw}
+    )
 
 
 def spec(**kwargs: Any) -> WorkloadSpec:

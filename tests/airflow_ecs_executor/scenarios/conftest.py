@@ -90,6 +90,7 @@ def executor_env(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> dict[st
         "AIRFLOW__ECS_EXECUTOR__ENDPOINT_URL": emulator.endpoint_url,
         "AIRFLOW__ECS_EXECUTOR__REGION_NAME": "us-east-1",
         "AIRFLOW__ECS_EXECUTOR__POLL_INTERVAL": "0.2",
+        "AIRFLOW__ECS_EXECUTOR__WORKLOAD_DELIVERY": "plain",  # sealed delivery: tests/airflow_ecs_executor/aws/test_sealing.py
         "AIRFLOW_CONN_AWS_DEFAULT": '{"conn_type": "aws", "login": "testing", "password": "testing"}',
     }
     for k, v in env.items():
