@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -41,10 +40,10 @@ def _kms(em: Emulator) -> Any:
 
 
 @pytest.fixture
-def kms(ecs_emulator_server: Emulator) -> Iterator[tuple[Any, str]]:
+def kms(ecs_emulator_server: Emulator) -> tuple[Any, str]:
     client = _kms(ecs_emulator_server)
     key = client.create_key(Description="workloads")["KeyMetadata"]["KeyId"]
-    yield client, key
+    return client, key
 
 
 def _large_workload() -> str:
