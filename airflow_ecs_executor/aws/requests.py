@@ -231,7 +231,14 @@ def _tags(cfg: ExecutorConfig, spec: WorkloadSpec, ec: Mapping[str, Any]) -> dic
     for item in cfg.run_task_kwargs.get("tags") or []:
         if isinstance(item, Mapping) and "key" in item:
             admin[str(item["key"])] = str(item.get("value", ""))
-    return {**author, **admin, **spec.tags, QUEUEING_TAG: spec.queueing}
+    merged = {k: v for k, v in {**author, **admin}.items() if k not in IDENTITY_TAGS}
+    return {**merged, **spec.tags, QUEUEING_TAG: spec.queueing}
+
+
+# The executor's identity tags: only the executor sets them, whether or not a workload has them all.
+IDENTITY_TAGS: Final = frozenset(
+    {"dag_id", "task_id", "run_id", "map_index", "try_number", "callback_id", QUEUEING_TAG}
+)
 
 
 def _by_name(items: Sequence[Any], field: str) -> dict[str, Any]:
