@@ -24,8 +24,8 @@ from airflow.executors.base_executor import BaseExecutor
 from airflow_ecs_executor import cli, redaction
 from airflow_ecs_executor.aws.arns import parse_task_arn
 from airflow_ecs_executor.aws.client import EcsClient, Launched, PlacementFailed
-from airflow_ecs_executor.aws.requests import Sealer, WorkloadSpec, build_run_task
-from airflow_ecs_executor.aws.sealing import KmsSealer
+from airflow_ecs_executor.aws.requests import Sealer, WorkloadSpec, build_run_task, request_cluster
+from airflow_ecs_executor.aws.sealing import KmsSealer, PrefetchingSealer, launch_context
 from airflow_ecs_executor.aws.session import client_config, ecs_client_config
 from airflow_ecs_executor.check import startup_problems
 from airflow_ecs_executor.config import ConfigError, ExecutorConfig, parse_config
@@ -177,7 +177,7 @@ class EcsExecutor(BaseExecutor):
         self._clock: Callable[[], float] = time.monotonic
         self._new_queueing: Callable[[], str] = _new_queueing
         self._ending = False
-        self._sealer: Sealer | None = None  # set in start() unless workload_delivery = plain
+        self._sealer: PrefetchingSealer | None = None  # set in start() unless workload_delivery = plain
 
     # ------------------------------------------------------------------ start and configuration
     def _section(self) -> dict[str, Any]:
@@ -212,13 +212,13 @@ class EcsExecutor(BaseExecutor):
         )
 
     @staticmethod
-    def _make_sealer(cfg: ExecutorConfig) -> Sealer | None:
+    def _make_sealer(cfg: ExecutorConfig) -> PrefetchingSealer | None:
         """Workload delivery: a KMS sealer (the default), or None for plain delivery."""
         if cfg.workload_delivery == "plain" or not cfg.workload_kms_key:
             return None
         # Standard retries: a throttled or failed GenerateDataKey is tried again before a launch gives up.
         kms = make_client(cfg, "kms", config=client_config(attempts=5, read_timeout=10, pool=cfg.launch_concurrency))
-        return KmsSealer(kms, cfg.workload_kms_key)
+        return PrefetchingSealer(KmsSealer(kms, cfg.workload_kms_key), workers=cfg.launch_concurrency)
 
     @property
     def _cfg(self) -> ExecutorConfig:
@@ -346,8 +346,14 @@ class EcsExecutor(BaseExecutor):
             return
         if launch.new_request or held.request is None:
             spec = held.spec
+            sealer: Sealer | None = None
+            if self._sealer is not None and spec.payload is not None:
+                # The data key is asked for now, on the sealing pool: the launcher thread, which builds
+                # requests one at a time, finds it ready instead of waiting on KMS per launch.
+                context = launch_context(request_cluster(self._cfg, spec), spec.queueing, launch.attempt)
+                sealer = self._sealer.prefetch(spec.payload, context)
             held.request = LazyRequest(
-                functools.partial(build_run_task, self._cfg, spec, attempt=launch.attempt, sealer=self._sealer)
+                functools.partial(build_run_task, self._cfg, spec, attempt=launch.attempt, sealer=sealer)
             )
         backoff = {core.Pace.THROTTLED: self._throttle_backoff, core.Pace.NOW: None}.get(launch.pace, self._backoff)
         delay = backoff.delay(launch.step, self._rng) if backoff is not None else 0.0
@@ -543,6 +549,8 @@ class EcsExecutor(BaseExecutor):
             if rec.task_arn and not rec.done:
                 self._io.stop(rec.cluster, rec.task_arn, "Airflow scheduler terminated")
         self._io.close(timeout=TERMINATE_SECONDS)
+        if self._sealer is not None:
+            self._sealer.close()
 
     def end(self) -> None:
         """Launch nothing more: unsent launches go back to Airflow; ECS tasks keep running (adoptable)."""
@@ -560,3 +568,5 @@ class EcsExecutor(BaseExecutor):
         if self._io.launches_unsettled():
             self.log.warning("EcsExecutor.end: RunTask calls still under way after %.0f s", END_SECONDS)
         self._io.close(timeout=TERMINATE_SECONDS)
+        if self._sealer is not None:
+            self._sealer.close()

@@ -273,6 +273,12 @@ def merge_overrides(admin: Mapping[str, Any], ours: Mapping[str, Any]) -> dict[s
     return out
 
 
+def request_cluster(cfg: ExecutorConfig, spec: WorkloadSpec) -> str:
+    """The cluster ``build_run_task`` will name (administrator > DAG author > section), for sealing ahead."""
+    ec = spec.executor_config if isinstance(spec.executor_config, Mapping) else {}
+    return str(cfg.run_task_kwargs.get("cluster") or ec.get("cluster") or cfg.cluster)
+
+
 def _set_command(
     request: dict[str, Any], container: str, spec: WorkloadSpec, attempt: int, sealer: Sealer | None
 ) -> None:

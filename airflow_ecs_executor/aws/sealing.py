@@ -22,7 +22,8 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -32,7 +33,16 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 # The unseal step's exit code when the workload cannot be opened: a start failure (core.classify).
 from airflow_ecs_executor.core.classify import UNSEAL_EXIT_CODE
 
-__all__ = ["UNSEAL_EXIT_CODE", "KmsSealer", "SealError", "Sealed", "launch_context", "open_sealed", "seal"]
+__all__ = [
+    "UNSEAL_EXIT_CODE",
+    "KmsSealer",
+    "PrefetchingSealer",
+    "SealError",
+    "Sealed",
+    "launch_context",
+    "open_sealed",
+    "seal",
+]
 
 UNSEAL_MODULE: Final = "airflow_ecs_executor.aws.unseal"
 FORMAT: Final = "v1"
@@ -149,3 +159,43 @@ class KmsSealer:
             raise SealError(
                 f"the workload could not be sealed: KMS was not reachable ({type(exc).__name__}: {exc})"
             ) from None
+
+
+class PrefetchingSealer:
+    """Seals ahead on a small pool, so the launcher thread (one request at a time) never waits on KMS.
+
+    The data key of a launch is asked for when the launch is decided, not when its request is built.
+
+    ``prefetch`` starts sealing one launch and returns a ``requests.Sealer`` that hands over the
+    result (or seals inline if the request ends up with another context). Nothing is kept here:
+    a launch that is withdrawn drops its sealer with its request.
+    """
+
+    def __init__(self, sealer: KmsSealer, workers: int) -> None:
+        self._sealer = sealer
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ecs-executor-seal")
+
+    @property
+    def key_id(self) -> str:
+        """The KMS key that seals."""
+        return self._sealer.key_id
+
+    def prefetch(self, payload: Callable[[], str], context: Mapping[str, str]) -> Callable[..., list[str]]:
+        """Start sealing ``payload()`` for ``context``; the returned sealer waits for it when asked."""
+        future = self._pool.submit(lambda: self._sealer(payload().encode(), context))
+
+        def sealed(plaintext: bytes, wanted: Mapping[str, str]) -> list[str]:
+            if dict(wanted) != dict(context):
+                future.cancel()
+                return self._sealer(plaintext, wanted)
+            return future.result()
+
+        return sealed
+
+    def __call__(self, plaintext: bytes, context: Mapping[str, str]) -> list[str]:
+        """Seal inline (a launch that was not prefetched)."""
+        return self._sealer(plaintext, context)
+
+    def close(self) -> None:
+        """Stop the pool; sealing under way finishes."""
+        self._pool.shutdown(wait=False, cancel_futures=True)

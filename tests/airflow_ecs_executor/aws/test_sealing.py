@@ -17,6 +17,7 @@ from airflow_ecs_executor.aws.sealing import (
     UNSEAL_EXIT_CODE,
     UNSEAL_MODULE,
     KmsSealer,
+    PrefetchingSealer,
     Sealed,
     SealError,
     launch_context,
@@ -156,3 +157,23 @@ def test_the_container_step_exits_77_with_the_reason_when_it_cannot_open(
     assert "kms:Decrypt" in done.stderr and "secret" not in done.stderr + done.stdout
     done = _unseal(["v0", "x"], env)
     assert done.returncode == UNSEAL_EXIT_CODE and "expected arguments" in done.stderr
+
+
+def test_prefetched_sealing_hands_over_its_result_or_seals_again_for_another_context(kms: tuple[Any, str]) -> None:
+    client, key = kms
+    sealer = PrefetchingSealer(KmsSealer(client, key), workers=2)
+    try:
+        context = launch_context("airflow", "q1", 1)
+        prefetched = sealer.prefetch(lambda: '{"token": "secret"}', context)
+        command = prefetched(b'{"token": "secret"}', context)
+        assert Sealed.from_args(command[3:]).context == context
+        other = launch_context("other", "q1", 1)  # the request named another cluster after all
+        command = prefetched(b'{"token": "secret"}', other)
+        assert open_sealed(client, Sealed.from_args(command[3:])) == b'{"token": "secret"}'
+        assert Sealed.from_args(command[3:]).context == other
+        failing = PrefetchingSealer(KmsSealer(client, "alias/none"), workers=1)
+        with pytest.raises(SealError, match="kms:GenerateDataKey"):
+            failing.prefetch(lambda: "{}", context)(b"{}", context)
+        failing.close()
+    finally:
+        sealer.close()
