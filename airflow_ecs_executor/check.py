@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from airflow_ecs_executor.aws.sealing import launch_context
 from airflow_ecs_executor.aws.session import AWS_ERRORS, client_config, error_code, error_message, is_service_error
 from airflow_ecs_executor.config import SECTION, ConfigError, ExecutorConfig, parse_config, valid_endpoint_url
 
@@ -77,6 +78,7 @@ class Checker:
                 self._awslogs(cfg, found, container, queue)
                 self._network(cfg, found, queue)
         self._permissions(cfg, ecs)
+        self._sealing(cfg, ecs)
         self._api_server()
         return self.items
 
@@ -286,6 +288,60 @@ class Checker:
             "permissions ecs:RunTask, iam:PassRole",
             "cannot be probed without starting a task; the policy in docs/reliability.md and "
             "deploy/cloudformation.yaml grants them for the configured task definitions and roles",
+        )
+
+    def _sealing(self, cfg: ExecutorConfig, ecs: Any) -> None:
+        """Sealed workloads: the scheduler may seal with the key; the task definition has a task role to open them.
+
+        GenerateDataKey has no side effect (KMS stores nothing; the data key is dropped here). Whether the
+        task role may Decrypt cannot be probed from the scheduler: the role is named, and the fix says what
+        it needs. docs/reliability.md, "Sealed workloads".
+        """
+        label = "sealed workloads (workload_delivery)"
+        if cfg.workload_delivery == "plain" or not cfg.workload_kms_key:
+            self._add(
+                "warn",
+                label,
+                "plain: each task's Execution API token is readable by anyone allowed ecs:DescribeTasks on the "
+                "cluster or to read CloudTrail",
+                "set workload_delivery = sealed and workload_kms_key (deploy/cloudformation.yaml's WorkloadKmsKey)",
+            )
+            return
+        context = launch_context(cfg.cluster, "ecs-executor-check", 0)
+        try:
+            self._client(cfg, "kms").generate_data_key(
+                KeyId=cfg.workload_kms_key, KeySpec="AES_256", EncryptionContext=context
+            )
+        except AWS_ERRORS as exc:
+            code = error_code(exc)
+            fix = (
+                f"allow kms:GenerateDataKey on {cfg.workload_kms_key} for the scheduler with the encryption context "
+                f"ecs-executor:cluster = {context['ecs-executor:cluster']} (the template's SchedulerPolicy does)"
+            )
+            if code in ("NotFoundException", "DisabledException", "KMSInvalidStateException"):
+                fix = f"fix workload_kms_key: the key {cfg.workload_kms_key} is missing or not enabled"
+            self._add("fail", f"{label}: kms:GenerateDataKey", f"{code}: {error_message(exc)}", fix)
+            return
+        self._add("ok", f"{label}: kms:GenerateDataKey", f"key {cfg.workload_kms_key}, cluster context")
+        try:
+            definition = ecs.describe_task_definition(taskDefinition=cfg.task_definition)["taskDefinition"]
+        except AWS_ERRORS:
+            return  # reported by the task definition check
+        role = definition.get("taskRoleArn")
+        if not role:
+            self._add(
+                "fail",
+                f"{label}: task role",
+                f"task definition {cfg.task_definition} has no task role: its tasks cannot open sealed workloads",
+                "give the task definition a task role allowed kms:Decrypt on the key (the template's TaskRole)",
+            )
+            return
+        self._add(
+            "info",
+            f"{label}: task role {role}",
+            "needs kms:Decrypt on the key with the encryption context ecs-executor:cluster = "
+            f"{context['ecs-executor:cluster']} (cannot be probed from the scheduler; a task that cannot "
+            "open its workload exits 77 and says why in its log)",
         )
 
     def _api_server(self) -> None:

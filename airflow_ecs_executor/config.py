@@ -184,6 +184,25 @@ class ExecutorConfig(BaseModel):
         default_factory=lambda: list(DEFAULT_ALLOWLIST),
         description="executor_config keys DAG authors may set.",
     )
+    # -- workload delivery (sealing); see docs/reliability.md, "Sealed workloads"
+    workload_delivery: Literal["sealed", "plain"] = Field(
+        "sealed",
+        description=(
+            "How the workload (with its Execution API token) reaches the container. sealed: encrypted per "
+            "launch with workload_kms_key, opened by the task role (kms:Decrypt); nothing readable in RunTask, "
+            "DescribeTasks or CloudTrail. plain: the workload JSON in clear in the command override. RISK: "
+            "anyone allowed ecs:DescribeTasks on the cluster, or to read CloudTrail, can read the token and act "
+            "as the task against the Execution API (connections, variables, XComs) while it runs."
+        ),
+    )
+    workload_kms_key: OptionalStr = Field(
+        None,
+        description=(
+            "KMS key (ID, ARN or alias/NAME) that seals workloads; required when workload_delivery = sealed. "
+            "The scheduler needs kms:GenerateDataKey on it, the task role kms:Decrypt (with the cluster's "
+            "encryption context)."
+        ),
+    )
 
     def profile_for(self, queue: str | None) -> QueueProfile:
         """The run settings of an Airflow queue; an empty profile (all from the section) for other queues."""
@@ -212,6 +231,16 @@ class ExecutorConfig(BaseModel):
         if "clientToken" in value:
             raise ValueError("clientToken is set by the executor for every launch attempt; remove it")
         return value
+
+    @model_validator(mode="after")
+    def _sealing_key(self) -> ExecutorConfig:
+        if self.workload_delivery == "sealed" and not self.workload_kms_key:
+            raise ValueError(
+                "workload_kms_key: required while workload_delivery = sealed (the default): set it to the KMS "
+                "key of the template's WorkloadKey output, or set workload_delivery = plain, accepting that "
+                "DescribeTasks and CloudTrail readers can read each task's token"
+            )
+        return self
 
     @model_validator(mode="after")
     def _launch_choice(self) -> ExecutorConfig:

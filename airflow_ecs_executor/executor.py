@@ -24,8 +24,9 @@ from airflow.executors.base_executor import BaseExecutor
 from airflow_ecs_executor import cli, redaction
 from airflow_ecs_executor.aws.arns import parse_task_arn
 from airflow_ecs_executor.aws.client import EcsClient, Launched, PlacementFailed
-from airflow_ecs_executor.aws.requests import WorkloadSpec, build_run_task
-from airflow_ecs_executor.aws.session import ecs_client_config
+from airflow_ecs_executor.aws.requests import Sealer, WorkloadSpec, build_run_task, request_cluster
+from airflow_ecs_executor.aws.sealing import KmsSealer, PrefetchingSealer, launch_context
+from airflow_ecs_executor.aws.session import client_config, ecs_client_config
 from airflow_ecs_executor.check import connection_problems, refuse_quietly, startup_problems
 from airflow_ecs_executor.config import ConfigError, ExecutorConfig, parse_config
 from airflow_ecs_executor.connection import make_client, read_section
@@ -79,14 +80,17 @@ def _identity(key: Any) -> Any:
     return ("callback", key)
 
 
-def _command(workload: Any) -> Callable[[], list[str]]:
-    """The container command of a workload, serialised when first asked: by the launcher thread."""
+def _command(workload: Any) -> tuple[Callable[[], list[str]], Callable[[], str]]:
+    """The container command of a workload and its JSON, serialised when first asked: by the launcher thread."""
 
     @functools.cache
-    def command() -> list[str]:
-        return [*COMMAND, workload.model_dump_json()]
+    def payload() -> str:
+        return str(workload.model_dump_json())
 
-    return command
+    def command() -> list[str]:
+        return [*COMMAND, payload()]
+
+    return command, payload
 
 
 def _spec_for(workload: Any, queueing: str) -> tuple[Any, WorkloadSpec, int]:
@@ -113,13 +117,15 @@ def _spec_for(workload: Any, queueing: str) -> tuple[Any, WorkloadSpec, int]:
         priority = -(2**31)  # callbacks complete existing work: before any task
     else:
         raise RuntimeError(f"EcsExecutor cannot run workloads of type {type(workload).__name__}")
+    command, payload = _command(workload)
     spec = WorkloadSpec(
         workload_id=_workload_id(key),
         queueing=queueing,
-        command=_command(workload),
+        command=command,
         queue=queue,
         executor_config=executor_config,
         tags=tags,
+        payload=payload,
     )
     return key, spec, priority
 
@@ -171,6 +177,7 @@ class EcsExecutor(BaseExecutor):
         self._clock: Callable[[], float] = time.monotonic
         self._new_queueing: Callable[[], str] = _new_queueing
         self._ending = False
+        self._sealer: PrefetchingSealer | None = None  # set in start() unless workload_delivery = plain
 
     # ------------------------------------------------------------------ start and configuration
     def _section(self) -> dict[str, Any]:
@@ -202,6 +209,7 @@ class EcsExecutor(BaseExecutor):
             missing_grace=self.config.missing_grace,
         )
         client = make_client(self.config, "ecs", config=ecs_client_config(self.config.launch_concurrency))
+        self._sealer = self._make_sealer(self.config)
         if self.config.check_health_on_startup:
             problems = startup_problems(self.config, make_client)
             if problems:
@@ -218,6 +226,15 @@ class EcsExecutor(BaseExecutor):
             self.config.task_definition,
             self.config.launch_rate,
         )
+
+    @staticmethod
+    def _make_sealer(cfg: ExecutorConfig) -> PrefetchingSealer | None:
+        """Workload delivery: a KMS sealer (the default), or None for plain delivery."""
+        if cfg.workload_delivery == "plain" or not cfg.workload_kms_key:
+            return None
+        # Standard retries: a throttled or failed GenerateDataKey is tried again before a launch gives up.
+        kms = make_client(cfg, "kms", config=client_config(attempts=5, read_timeout=10, pool=cfg.launch_concurrency))
+        return PrefetchingSealer(KmsSealer(kms, cfg.workload_kms_key), workers=cfg.launch_concurrency)
 
     @property
     def _cfg(self) -> ExecutorConfig:
@@ -345,7 +362,15 @@ class EcsExecutor(BaseExecutor):
             return
         if launch.new_request or held.request is None:
             spec = held.spec
-            held.request = LazyRequest(functools.partial(build_run_task, self._cfg, spec, attempt=launch.attempt))
+            sealer: Sealer | None = None
+            if self._sealer is not None and spec.payload is not None:
+                # The data key is asked for now, on the sealing pool: the launcher thread, which builds
+                # requests one at a time, finds it ready instead of waiting on KMS per launch.
+                context = launch_context(request_cluster(self._cfg, spec), spec.queueing, launch.attempt)
+                sealer = self._sealer.prefetch(spec.payload, context)
+            held.request = LazyRequest(
+                functools.partial(build_run_task, self._cfg, spec, attempt=launch.attempt, sealer=sealer)
+            )
         backoff = {core.Pace.THROTTLED: self._throttle_backoff, core.Pace.NOW: None}.get(launch.pace, self._backoff)
         delay = backoff.delay(launch.step, self._rng) if backoff is not None else 0.0
         self._io.submit(held.record.queueing, launch.attempt, held.request, priority=held.priority, delay=delay)
@@ -540,6 +565,8 @@ class EcsExecutor(BaseExecutor):
             if rec.task_arn and not rec.done:
                 self._io.stop(rec.cluster, rec.task_arn, "Airflow scheduler terminated")
         self._io.close(timeout=TERMINATE_SECONDS)
+        if self._sealer is not None:
+            self._sealer.close()
 
     def end(self) -> None:
         """Launch nothing more: unsent launches go back to Airflow; ECS tasks keep running (adoptable)."""
@@ -557,3 +584,5 @@ class EcsExecutor(BaseExecutor):
         if self._io.launches_unsettled():
             self.log.warning("EcsExecutor.end: RunTask calls still under way after %.0f s", END_SECONDS)
         self._io.close(timeout=TERMINATE_SECONDS)
+        if self._sealer is not None:
+            self._sealer.close()

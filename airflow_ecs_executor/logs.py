@@ -34,6 +34,7 @@ from airflow_ecs_executor.aws.logs import LogStream, awslogs_stream, read_stream
 from airflow_ecs_executor.aws.session import client_config
 from airflow_ecs_executor.config import SECTION, ConfigError, ExecutorConfig, parse_config
 from airflow_ecs_executor.connection import make_client
+from airflow_ecs_executor.redaction import redact_text
 
 NOTE_PREFIX = "[airflow-ecs-executor]"
 _LIVE_STATES = frozenset({TaskInstanceState.RUNNING, TaskInstanceState.DEFERRED})
@@ -105,7 +106,11 @@ class EcsLogReader:
             return [f"ECS task {arn}"], [note_line(f"cannot show this ECS task's output: {where}")]
         page = read_stream(self._client("logs", where.region or self._cfg.region_name), where)
         source = f"ECS task {arn}: CloudWatch Logs {where.group} {where.stream} ({len(page.lines)} lines)"
-        lines = page.lines if page.note is None else [note_line(page.note), *page.lines]
+        # Every container line is redacted here, whatever produced it: a task's own code can print a
+        # token, and Airflow 3.1's execute_workload prints the workload it was given.
+        lines = [redact_text(line) for line in page.lines]
+        if page.note is not None:
+            lines = [note_line(page.note), *lines]
         return [source], lines
 
 

@@ -396,7 +396,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, about two minutes")
     parser.add_argument("--scenarios", nargs="*", help="scenario names to run (default: all)")
     parser.add_argument("--profile", default="aws")
+    parser.add_argument("--sealing", action="store_true", help="also measure sealed workloads (benchmarks/sealing.py)")
     args = parser.parse_args()
+    if args.sealing:  # our executor alone: upstream has no sealing to compare with
+        from benchmarks import sealing
+
+        print(sealing.markdown(sealing.run(quick=args.quick, profile=args.profile)))
     selected = [s for s in scenarios(args.quick) if not args.scenarios or s.name in args.scenarios]
     started = time.monotonic()
     report = run(selected, profile=args.profile)

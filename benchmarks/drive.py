@@ -39,6 +39,11 @@ def configure(spec: dict[str, Any]) -> None:
     os.environ["AIRFLOW__CORE__PARALLELISM"] = str(max(32, spec["n"]))
     # The same settings for both; each executor reads its own section.
     section = {**common, **net, "CONN_ID": "aws_bench", "LAUNCH_TYPE": "FARGATE", "CHECK_HEALTH_ON_STARTUP": "True"}
+    if (
+        spec["executor"] == "ours"
+    ):  # upstream has no sealing: compared plain unless the spec seals (benchmarks/sealing.py)
+        section["WORKLOAD_DELIVERY"] = spec.get("workload_delivery", "plain")
+        section["WORKLOAD_KMS_KEY"] = spec.get("workload_kms_key", "")
     prefix = "AIRFLOW__ECS_EXECUTOR__" if spec["executor"] == "ours" else "AIRFLOW__AWS_ECS_EXECUTOR__"
     for key, value in section.items():
         os.environ[prefix + key] = value

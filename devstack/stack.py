@@ -32,6 +32,7 @@ TASK_DEFINITION = "airflow-task"
 BIG_TASK_DEFINITION = "airflow-task-big"
 FARGATE_TASK_DEFINITION = "airflow-task-fargate"  # awsvpc, for Fargate and Fargate Spot
 LOG_GROUP = "/ecs/airflow"
+WORKLOAD_KEY_ALIAS = "alias/airflow-workloads"  # seals the workloads (setup_sealing)
 USER, PASSWORD = "admin", "admin"
 # The tasks' AWS credentials come from their task role, through the emulator's container
 # credentials endpoint (docs/emulator.md), never from the environment they start in.
@@ -96,6 +97,7 @@ class Stack:
                 "AIRFLOW__ECS_EXECUTOR__CONTAINER_NAME": "base",
                 "AIRFLOW__ECS_EXECUTOR__ENDPOINT_URL": self.endpoint_url,
                 "AIRFLOW__ECS_EXECUTOR__REGION_NAME": "us-east-1",
+                "AIRFLOW__ECS_EXECUTOR__WORKLOAD_KMS_KEY": WORKLOAD_KEY_ALIAS,  # see setup_sealing
                 "AIRFLOW__ECS_EXECUTOR__QUEUE_PROFILES": json.dumps(
                     {"big": {"task_definition": BIG_TASK_DEFINITION, "memory": 2048}}
                 ),
@@ -172,6 +174,7 @@ class Stack:
             env=self.emulator_env(),
         )
         self._wait_http(f"{self.endpoint_url}/_emulator/health", "the ECS emulator", headers=self._control_headers())
+        self.setup_sealing()
         self.setup_ecs()
         with (self.home / "logs" / "db-migrate.log").open("ab") as log:
             subprocess.run(
@@ -248,6 +251,25 @@ class Stack:
             aws_secret_access_key=self.emulator_credentials.secret_access_key,
             config=Config(retries={"mode": "standard"}),
         )
+
+    @property
+    def sealed(self) -> bool:
+        """Workloads are sealed (the default) unless extra_env asks for plain delivery."""
+        return self.extra_env.get("AIRFLOW__ECS_EXECUTOR__WORKLOAD_DELIVERY", "sealed") == "sealed"
+
+    def setup_sealing(self) -> None:
+        """The KMS key that seals workloads (moto's, behind the emulator) and the tasks' KMS endpoint.
+
+        On AWS deploy/cloudformation.yaml creates the key and its policy; here the alias is created
+        so the configuration can name it before the key exists. Tasks reach KMS through
+        AWS_ENDPOINT_URL (boto3's standard variable), with the credentials the emulator gives them.
+        """
+        if not self.sealed:
+            return
+        kms = self.aws("kms")
+        key = kms.create_key(Description="airflow-ecs-executor workloads (devstack)")["KeyMetadata"]["KeyId"]
+        kms.create_alias(AliasName=WORKLOAD_KEY_ALIAS, TargetKeyId=key)
+        self.container_env.setdefault("AWS_ENDPOINT_URL", self.endpoint_url)
 
     def setup_ecs(self) -> None:
         """The cluster and task definitions an administrator would create (deploy/ on AWS)."""

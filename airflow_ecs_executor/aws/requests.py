@@ -20,6 +20,8 @@ import botocore.session
 from botocore.model import Shape
 from botocore.validate import ParamValidator
 
+from airflow_ecs_executor.aws.sealing import SealError, launch_context
+
 if TYPE_CHECKING:  # the configuration model depends on aws.session; no import cycle at run time
     from airflow_ecs_executor.config import ExecutorConfig
 
@@ -92,6 +94,12 @@ class WorkloadSpec:
     queue: str | None
     executor_config: Mapping[str, Any]
     tags: Mapping[str, str]
+    # The workload JSON, serialised when first asked: what a sealer encrypts instead of ``command``.
+    payload: Callable[[], str] | None = None
+
+
+# Seals a workload JSON for one launch: (plaintext, encryption context) -> the container command.
+Sealer = Callable[[bytes, Mapping[str, str]], list[str]]
 
 
 def _check_executor_config(cfg: ExecutorConfig, given: Mapping[str, Any]) -> None:
@@ -137,14 +145,19 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def build_run_task(cfg: ExecutorConfig, spec: WorkloadSpec, *, attempt: int) -> dict[str, Any]:
-    """The complete RunTask request for one launch attempt; RequestError when it cannot be sent."""
+def build_run_task(
+    cfg: ExecutorConfig, spec: WorkloadSpec, *, attempt: int, sealer: Sealer | None = None
+) -> dict[str, Any]:
+    """The complete RunTask request for one launch attempt; RequestError when it cannot be sent.
+
+    With a ``sealer`` the container command is the sealed workload (encrypted for this launch's
+    cluster, queueing and attempt); without one it is ``spec.command``, the workload in clear.
+    """
     ec = spec.executor_config or {}
     _check_executor_config(cfg, ec)
     profile = cfg.profile_for(spec.queue)
     container = profile.container_name or cfg.container_name
-    command = spec.command() if callable(spec.command) else spec.command
-    container_override: dict[str, Any] = {"name": container, "command": list(command)}
+    container_override: dict[str, Any] = {"name": container, "command": []}  # set last, see _set_command
     if ec.get("environment"):
         container_override["environment"] = [{"name": k, "value": str(v)} for k, v in ec["environment"].items()]
     if ec.get("gpu"):
@@ -162,7 +175,7 @@ def build_run_task(cfg: ExecutorConfig, spec: WorkloadSpec, *, attempt: int) -> 
         overrides["taskRoleArn"] = ec["task_role_arn"]
     if ec.get("execution_role_arn"):
         overrides["executionRoleArn"] = ec["execution_role_arn"]
-    tags = {**spec.tags, **{str(k): str(v) for k, v in (ec.get("tags") or {}).items()}, QUEUEING_TAG: spec.queueing}
+    tags = _tags(cfg, spec, ec)
     request: dict[str, Any] = {
         "cluster": ec.get("cluster") or cfg.cluster,
         "taskDefinition": ec.get("task_definition") or profile.task_definition or cfg.task_definition,
@@ -193,11 +206,95 @@ def build_run_task(cfg: ExecutorConfig, spec: WorkloadSpec, *, attempt: int) -> 
         if groups:
             vpc["securityGroups"] = list(groups)
         request["networkConfiguration"] = {"awsvpcConfiguration": vpc}
-    request = _merge(request, {k: v for k, v in cfg.run_task_kwargs.items() if k != "overrides"})
+    request = _merge(request, {k: v for k, v in cfg.run_task_kwargs.items() if k not in _MERGED_APART})
     if "overrides" in cfg.run_task_kwargs:
-        request["overrides"] = _merge(cfg.run_task_kwargs["overrides"], request["overrides"])
+        request["overrides"] = merge_overrides(cfg.run_task_kwargs["overrides"], request["overrides"])
+    _set_command(request, container, spec, attempt, sealer)
     _validate(request)
     return request
+
+
+# Precedence where values collide (docs/configuration.md, "Precedence"): administrator
+# (run_task_kwargs) > executor > DAG author (executor_config), except what the executor must set
+# for every launch: the command, clientToken, startedBy, count and its identity tags.
+_MERGED_APART: Final = frozenset({"overrides", "tags", "startedBy", "count", "clientToken"})
+
+
+def _tags(cfg: ExecutorConfig, spec: WorkloadSpec, ec: Mapping[str, Any]) -> dict[str, str]:
+    """DAG author's tags, then the administrator's, then the executor's identity tags (always win).
+
+    Cost reports and tag-based access control read dag_id, task_id, run_id, map_index, try_number
+    and the queueing from these tags: a DAG author's ``executor_config`` can add tags, never change those.
+    """
+    author = {str(k): str(v) for k, v in (ec.get("tags") or {}).items()}
+    admin: dict[str, str] = {}
+    for item in cfg.run_task_kwargs.get("tags") or []:
+        if isinstance(item, Mapping) and "key" in item:
+            admin[str(item["key"])] = str(item.get("value", ""))
+    merged = {k: v for k, v in {**author, **admin}.items() if k not in IDENTITY_TAGS}
+    return {**merged, **spec.tags, QUEUEING_TAG: spec.queueing}
+
+
+# The executor's identity tags: only the executor sets them, whether or not a workload has them all.
+IDENTITY_TAGS: Final = frozenset(
+    {"dag_id", "task_id", "run_id", "map_index", "try_number", "callback_id", QUEUEING_TAG}
+)
+
+
+def _by_name(items: Sequence[Any], field: str) -> dict[str, Any]:
+    return {str(item.get(field)): item for item in items if isinstance(item, Mapping)}
+
+
+def merge_overrides(admin: Mapping[str, Any], ours: Mapping[str, Any]) -> dict[str, Any]:
+    """The administrator's ``overrides`` merged with the executor's; never replaced.
+
+    Task-level fields: the administrator's win. ``containerOverrides`` are merged by container name;
+    in a container both name: environment variables and resource requirements (by name/type) merge
+    with the administrator's values winning, every other field is the administrator's, except the
+    command, which is always the executor's. Containers only the administrator names are kept.
+    """
+    out = _merge(dict(ours), {k: v for k, v in admin.items() if k != "containerOverrides"})
+    theirs = _by_name(list(admin.get("containerOverrides") or []), "name")
+    merged: list[dict[str, Any]] = []
+    for co in ours.get("containerOverrides") or []:
+        extra = theirs.pop(str(co.get("name")), None)
+        if extra is None:
+            merged.append(dict(co))
+            continue
+        both = {**co, **{k: v for k, v in extra.items() if k != "command"}}
+        for field, key in (("environment", "name"), ("resourceRequirements", "type"), ("environmentFiles", "value")):
+            if field in co or field in extra:
+                joined = {**_by_name(list(co.get(field) or []), key), **_by_name(list(extra.get(field) or []), key)}
+                both[field] = list(joined.values())
+        both["command"] = co.get("command", [])
+        merged.append(both)
+    merged += [dict(co) for co in theirs.values()]
+    out["containerOverrides"] = merged
+    return out
+
+
+def request_cluster(cfg: ExecutorConfig, spec: WorkloadSpec) -> str:
+    """The cluster ``build_run_task`` will name (administrator > DAG author > section), for sealing ahead."""
+    ec = spec.executor_config if isinstance(spec.executor_config, Mapping) else {}
+    return str(cfg.run_task_kwargs.get("cluster") or ec.get("cluster") or cfg.cluster)
+
+
+def _set_command(
+    request: dict[str, Any], container: str, spec: WorkloadSpec, attempt: int, sealer: Sealer | None
+) -> None:
+    """The workload container's command, set last: sealed for the request's final cluster, or in clear."""
+    co = next(c for c in request["overrides"]["containerOverrides"] if c.get("name") == container)
+    if sealer is None:
+        command = spec.command() if callable(spec.command) else spec.command
+        co["command"] = list(command)
+        return
+    if spec.payload is None:
+        raise RequestError("the workload cannot be sealed: the executor has no workload JSON for it")
+    context = launch_context(str(request["cluster"]), spec.queueing, attempt)
+    try:
+        co["command"] = sealer(spec.payload().encode(), context)
+    except SealError as exc:
+        raise RequestError(str(exc)) from None
 
 
 def overrides_length(request: Mapping[str, Any]) -> int:

@@ -62,6 +62,11 @@ class Outcome:
 
 
 OOM_EXIT_CODE: Final = 137
+# The sealed-workload step (aws/unseal.py) exits with this code when it cannot open the workload:
+# Airflow's task never began, so it is a start failure, never a spent try. Airflow's own task runner
+# exits 0 or 1 (and 128+N on a signal), never 77 (EX_NOPERM).
+UNSEAL_EXIT_CODE: Final = 77
+NOT_OPENED_KIND: Final = "workload_not_opened"
 _STOPPING: Final = frozenset({"DEACTIVATING", "STOPPING", "DEPROVISIONING"})
 
 # Why ECS stopped a task whose container ran, for every stopCode of the ECS API model (TaskStopCode)
@@ -121,6 +126,13 @@ def judge(task: TaskObservation, container_name: str | None, *, started: bool = 
         return Outcome(Verdict.SUCCEEDED)
     if task.stop_code == "UserInitiated":
         return Outcome(Verdict.FAILED, f"the ECS task was stopped by a user or the executor: {said}", "stopped")
+    if main is not None and main.exit_code == UNSEAL_EXIT_CODE and task.stop_code != "UserInitiated":
+        return Outcome(
+            Verdict.RELAUNCH,
+            f"the ECS task failed to start: container '{main.name}' could not open the sealed workload "
+            f"(exit code {UNSEAL_EXIT_CODE}; the container log says why, e.g. kms:Decrypt denied to the task role)",
+            NOT_OPENED_KIND,
+        )
     never_ran = not started and (task.stop_code == "TaskFailedToStart" or main is None or main.exit_code is None)
     if never_ran:
         detail = main.reason if main is not None and main.reason and main.reason not in said else None

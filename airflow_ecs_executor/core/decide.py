@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Final
 
-from airflow_ecs_executor.core.classify import LaunchErrorKind, TaskObservation, Verdict, judge
+from airflow_ecs_executor.core.classify import NOT_OPENED_KIND, LaunchErrorKind, TaskObservation, Verdict, judge
 from airflow_ecs_executor.core.lifecycle import IllegalTransition, Phase, Record, advance
 
 STOPPED: Final = "STOPPED"
@@ -453,6 +453,8 @@ def _on_observed(rec: Record, ev: Observed, now: float, policy: Policy) -> Decis
     if outcome.verdict is Verdict.SUCCEEDED:
         rec, more = _end(rec, Phase.SUCCEEDED, now, None, None)
     elif outcome.verdict is Verdict.RELAUNCH:
+        if outcome.kind == NOT_OPENED_KIND:  # the container ran, Airflow's task did not: a start failure
+            rec = replace(rec, started=False)
         rec, more = _next_attempt(rec, now, policy, outcome.reason or "the ECS task failed to start", "failed_to_start")
     else:
         rec, more = _end(rec, Phase.FAILED, now, outcome.reason, outcome.kind)

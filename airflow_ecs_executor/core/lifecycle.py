@@ -29,8 +29,10 @@ ALLOWED: Final[Mapping[Phase, frozenset[Phase]]] = {
     Phase.LAUNCHING: frozenset({Phase.PROVISIONING, Phase.PENDING, Phase.FAILED, Phase.RELEASED}),
     # A task that stops before its container started is launched again (PENDING).
     Phase.PROVISIONING: frozenset({Phase.RUNNING, Phase.PENDING, Phase.SUCCEEDED, Phase.FAILED, Phase.RELEASED}),
-    # Once the container ran, the only way out is a final state: it is never launched again.
-    Phase.RUNNING: frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.RELEASED}),
+    # Once the container ran, the only way out is a final state: it is never launched again. One
+    # exception, decided in core.decide: the container's first step could not open its sealed
+    # workload (exit 77, Airflow's task never began), which is a start failure (back to PENDING).
+    Phase.RUNNING: frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.RELEASED, Phase.PENDING}),
     Phase.SUCCEEDED: frozenset(),
     Phase.FAILED: frozenset(),
     Phase.RELEASED: frozenset(),

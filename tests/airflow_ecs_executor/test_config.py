@@ -6,7 +6,12 @@ import pytest
 
 from airflow_ecs_executor.config import ConfigError, ExecutorConfig, parse_config
 
-BASE = {"cluster": "c", "task_definition": "td", "container_name": "base"}
+BASE = {
+    "cluster": "c",
+    "task_definition": "td",
+    "container_name": "base",
+    "workload_kms_key": "alias/airflow-workloads",
+}
 
 
 def test_minimal_section_has_sensible_defaults() -> None:

@@ -93,6 +93,10 @@ class Stack:
             return f"arn:{self.partition}:iam::{self.account}:policy/{self.name}-{logical}-1A2B3C4D5E6F"
         if kind == "AWS::EC2::SecurityGroup":
             return "sg-0123456789abcdef0"
+        if kind == "AWS::KMS::Key":  # Ref: the key ID
+            return "1234abcd-12ab-34cd-56ef-1234567890ab"
+        if kind == "AWS::KMS::Alias":
+            return self.resolve(props["AliasName"])
         if kind == "AWS::ECS::TaskDefinition":
             family = self.resolve(props["Family"])
             return f"arn:{self.partition}:ecs:{self.region}:{self.account}:task-definition/{family}:1"
@@ -106,6 +110,7 @@ class Stack:
             # CloudFormation's LogGroup Arn carries a trailing ":*" (AWS::Logs::LogGroup return values).
             "AWS::Logs::LogGroup": f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:{name}:*",
             "AWS::IAM::Role": f"arn:{self.partition}:iam::{self.account}:role/{name}",
+            "AWS::KMS::Key": f"arn:{self.partition}:kms:{self.region}:{self.account}:key/{name}",
         }
         if attribute != "Arn" or kind not in arn:
             raise NotImplementedError(f"GetAtt {logical}.{attribute}")

@@ -131,6 +131,11 @@ SCHEDULER_CALLS = [
     Call("logs:DescribeLogGroups", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:*"),
     Call("logs:GetLogEvents", STREAM),
 ]
+# Sealed workloads (aws/sealing.py): the scheduler seals for this cluster, the task role opens.
+WORKLOAD_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+SEALING_CONTEXT = {"kms:EncryptionContext:ecs-executor:cluster": "airflow"}
+SCHEDULER_CALLS.append(Call("kms:GenerateDataKey", WORKLOAD_KEY, SEALING_CONTEXT))
+TASK_ROLE_CALLS = [Call("kms:Decrypt", WORKLOAD_KEY, SEALING_CONTEXT)]
 API_SERVER_CALLS = [
     Call("ecs:DescribeTasks", TASK, {"ecs:cluster": CLUSTER}),
     Call("ecs:DescribeTaskDefinition", "*"),
@@ -254,6 +259,9 @@ def test_execution_role_without_a_repository_arn_pulls_from_this_accounts_reposi
 def test_task_role_has_no_permission_unless_given_some() -> None:
     assert "ManagedPolicyArns" not in stack().properties("TaskRole")
     assert "Policies" not in stack().properties("TaskRole")
+    # Its one permission of its own: opening this cluster's sealed workloads (a separate policy resource).
+    (statement,) = policy_of(stack(), "TaskRoleOpensSealedWorkloads")["Statement"]
+    assert statement["Action"] == "kms:Decrypt"
     arns = "arn:aws:iam::123456789012:policy/dags-s3,arn:aws:iam::123456789012:policy/remote-logging"
     assert stack(TaskRolePolicyArns=arns).properties("TaskRole")["ManagedPolicyArns"] == arns.split(",")
 
@@ -283,8 +291,11 @@ _ACTIONS_OF_OPERATIONS = {
     "describe_log_groups": ("logs:DescribeLogGroups",),
     "get_log_events": ("logs:GetLogEvents",),
     "get_caller_identity": (),  # STS GetCallerIdentity needs no permission
+    "generate_data_key": ("kms:GenerateDataKey",),  # the scheduler seals (and the check probes)
+    "decrypt": ("kms:Decrypt",),  # the task role opens (aws/unseal.py)
+    "encrypt": (),  # AES-GCM's encrypt in aws/sealing.py (local, cryptography); the product never calls KMS Encrypt
 }
-_SERVICES = ("ecs", "logs", "ec2", "iam", "sts", "sqs", "ecr", "events")
+_SERVICES = ("ecs", "logs", "ec2", "iam", "sts", "sqs", "ecr", "events", "kms")
 
 
 def _operations_in_product_code() -> set[str]:
@@ -307,7 +318,7 @@ def test_every_aws_operation_in_the_product_is_evaluated() -> None:
     assert not missing, (
         f"AWS operations called by airflow_ecs_executor but not evaluated against the policies: {missing}"
     )
-    evaluated = {c.action for c in SCHEDULER_CALLS + API_SERVER_CALLS}
+    evaluated = {c.action for c in SCHEDULER_CALLS + API_SERVER_CALLS + TASK_ROLE_CALLS}
     for operation in found:
         for action in _ACTIONS_OF_OPERATIONS[operation]:
             assert action in evaluated, (operation, action)
@@ -344,3 +355,27 @@ def test_hand_written_scheduler_policy_denies_outside_its_cluster() -> None:
         ),
     )
     assert not allowed([policy], Call("ecs:StopTask", OTHER_TASK, {"ecs:cluster": OTHER_CLUSTER}))
+
+
+def test_the_task_role_opens_only_this_clusters_sealed_workloads() -> None:
+    s = stack()
+    policy = policy_of(s, "TaskRoleOpensSealedWorkloads")
+    assert s.properties("TaskRoleOpensSealedWorkloads")["Roles"] == [s.resolve({"Ref": "TaskRole"})]
+    for call in TASK_ROLE_CALLS:
+        assert allowed([policy], call), call
+    other_cluster = {"kms:EncryptionContext:ecs-executor:cluster": "other"}
+    assert not allowed([policy], Call("kms:Decrypt", WORKLOAD_KEY, other_cluster))
+    assert not allowed([policy], Call("kms:Decrypt", WORKLOAD_KEY))  # no context: no decrypt
+    assert not allowed([policy], Call("kms:GenerateDataKey", WORKLOAD_KEY, SEALING_CONTEXT))
+    assert not allowed([policy_of(s, "SchedulerPolicy")], Call("kms:Decrypt", WORKLOAD_KEY, SEALING_CONTEXT))
+    assert not allowed([policy_of(s, "SchedulerPolicy")], Call("kms:GenerateDataKey", WORKLOAD_KEY, other_cluster))
+
+
+def test_the_key_policy_denies_decrypt_to_everyone_but_the_task_role() -> None:
+    s = stack()
+    policy = s.properties("WorkloadKey")["KeyPolicy"]
+    (deny,) = [st for st in policy["Statement"] if st["Effect"] == "Deny"]
+    assert set(deny["Action"]) == {"kms:Decrypt", "kms:ReEncryptFrom"}
+    task_role = s.resolve({"Fn::GetAtt": ["TaskRole", "Arn"]})
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": task_role}}
+    assert s.output("WorkloadKmsKey") == WORKLOAD_KEY

@@ -1,31 +1,80 @@
-"""The workload's JWT never reaches a log: after a full DAG run, every log is searched for it."""
+"""The workload's JWT never reaches a log, a RunTask request or DescribeTasks: the demo DAG runs sealed.
+
+After a full DAG run, every log file the stack wrote, what DescribeTasks says of every task (with
+its overrides, what RunTask was sent and what CloudTrail would record of it) and what the UI shows
+of each task's log are searched for JWT-shaped strings and for the tokens' field.
+"""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
 
+import boto3
 import pytest
 
-from devstack.stack import Stack
+from devstack.stack import CLUSTER, Stack
 from tests.e2e.test_logs import log_with
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 JWT = re.compile(r"eyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]{5,}")
+UNSEAL = "airflow_ecs_executor.aws.unseal"
 
 
-def test_no_log_holds_a_workload_jwt(stack: Stack) -> None:
+def _describe_all(stack: Stack) -> list[dict[str, object]]:
+    ecs = stack.aws("ecs")
+    arns: list[str] = []
+    for status in ("RUNNING", "STOPPED"):
+        for page in ecs.get_paginator("list_tasks").paginate(cluster=CLUSTER, desiredStatus=status):
+            arns += page["taskArns"]
+    tasks: list[dict[str, object]] = []
+    for i in range(0, len(arns), 100):
+        tasks += ecs.describe_tasks(cluster=CLUSTER, tasks=arns[i : i + 100], include=["TAGS"])["tasks"]
+    return tasks
+
+
+def test_no_log_or_task_description_holds_a_workload_jwt(stack: Stack) -> None:
+    assert stack.sealed, "the devstack seals workloads by default"
     run_id = stack.trigger("fanout")
     assert stack.wait_run("fanout", run_id) == "success"
-    # The scheduler (with EcsExecutor at its default level), the API server, the DAG processor and
-    # the emulator's own logs.
-    logs = sorted(Path(stack.home, "logs").glob("*.log"))
-    assert {p.name for p in logs} >= {"scheduler.log", "api-server.log", "dag-processor.log"}
+    # DescribeTasks, overrides included: the commands are sealed, the RunTask requests were too.
+    tasks = _describe_all(stack)
+    assert len(tasks) >= 8
+    described = json.dumps(tasks, default=str)
+    assert JWT.findall(described) == [], "DescribeTasks shows a JWT"
+    assert '"token"' not in described
+    for task in tasks:
+        overrides = task["overrides"]
+        assert isinstance(overrides, dict)
+        commands = [c.get("command") for c in overrides["containerOverrides"] if c.get("command")]
+        assert commands and all(cmd[:3] == ["python", "-m", UNSEAL] for cmd in commands), commands
+    # The scheduler (with EcsExecutor at its default level), the API server, the DAG processor, the
+    # triggerer and the emulator's own logs, and every other file the stack wrote under logs/.
+    logs = sorted(p for p in Path(stack.home, "logs").rglob("*") if p.is_file())
+    assert {p.name for p in logs} >= {"scheduler.log", "api-server.log", "dag-processor.log", "emulator.log"}
     for path in logs:
         found = JWT.findall(path.read_text(errors="replace"))
-        assert found == [], f"{path.name} holds a JWT"
+        assert found == [], f"{path} holds a JWT"
     # What the UI shows of each task's log (from CloudWatch Logs).
     for task_id, map_index in [("items", -1), ("total", -1), *(("work", i) for i in range(6))]:
         log = log_with(stack, "fanout", run_id, task_id, 1, "Done. Returned value was", map_index=map_index)
         assert JWT.findall(json.dumps(log)) == [], f"the log view of {task_id}[{map_index}] holds a JWT"
+
+
+def test_kms_keeps_the_sealed_workload_bound_to_its_launch(stack: Stack) -> None:
+    """A sealed command copied from DescribeTasks does not open under another launch's context."""
+    task = next(t for t in _describe_all(stack) if t["overrides"]["containerOverrides"][0].get("command"))  # type: ignore[index]
+    command = task["overrides"]["containerOverrides"][0]["command"]  # type: ignore[index]
+    context = {**json.loads(command[4]), "ecs-executor:attempt": "99"}
+    kms = boto3.client(
+        "kms",
+        endpoint_url=stack.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    blob = base64.urlsafe_b64decode(command[5] + "=" * (-len(command[5]) % 4))
+    with pytest.raises(kms.exceptions.InvalidCiphertextException):
+        kms.decrypt(CiphertextBlob=blob, EncryptionContext=context)

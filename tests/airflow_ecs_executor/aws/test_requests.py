@@ -21,7 +21,9 @@ COMMAND = ["python", "-m", "airflow.sdk.execution_time.execute_workload", "--jso
 
 
 def config(**raw: str) -> Any:
-    return parse_config({"cluster": "c", "task_definition": "td", "container_name": "base", **raw})
+    return parse_config(
+        {"cluster": "c", "task_definition": "td", "container_name": "base", "workload_delivery": "plain", **raw}
+    )
 
 
 def spec(**kwargs: Any) -> WorkloadSpec:
@@ -160,3 +162,48 @@ def test_redact_hides_the_command_and_environment() -> None:
 )
 def test_sanitise_tag(raw: str, expected: str) -> None:
     assert sanitise_tag(raw, 256) == expected
+
+
+def _tags(req: dict[str, Any]) -> dict[str, str]:
+    return {t["key"]: t["value"] for t in req["tags"]}
+
+
+def test_executor_tags_win_over_dag_authors_and_administrators_come_next() -> None:
+    admin = {"tags": [{"key": "team", "value": "platform"}, {"key": "dag_id", "value": "admin-says"}]}
+    ec = {"tags": {"dag_id": "spoofed", "run_id": "spoofed", "try_number": "9", "team": "mine", "owner": "ann"}}
+    req = build_run_task(config(run_task_kwargs=json.dumps(admin)), spec(executor_config=ec), attempt=1)
+    tags = _tags(req)
+    assert tags["dag_id"] == "dag" and tags["run_id"] == "manual__2026-11-25T02:54:08+00:00"
+    assert "try_number" not in tags  # the spec here has none; a DAG author cannot add the executor's
+    assert tags["ecs_executor_queueing"] == "q1"
+    assert tags["team"] == "platform"  # administrator > DAG author
+    assert tags["owner"] == "ann"  # a DAG author's own tag is kept
+
+
+def test_administrator_overrides_are_merged_never_replaced() -> None:
+    admin = {
+        "overrides": {
+            "cpu": "2048",
+            "containerOverrides": [
+                {
+                    "name": "base",
+                    "command": ["evil"],
+                    "memoryReservation": 512,
+                    "environment": [{"name": "STAGE", "value": "prod"}, {"name": "MODE", "value": "admin"}],
+                },
+                {"name": "sidecar", "environment": [{"name": "X", "value": "1"}]},
+            ],
+        },
+        "startedBy": "someone-else",
+        "count": 5,
+    }
+    ec = {"environment": {"MODE": "author", "OWN": "yes"}, "cpu": 512}
+    req = build_run_task(config(run_task_kwargs=json.dumps(admin)), spec(executor_config=ec), attempt=2)
+    base, sidecar = req["overrides"]["containerOverrides"]
+    assert base["command"] == COMMAND  # what the executor must set
+    env = {e["name"]: e["value"] for e in base["environment"]}
+    assert env == {"STAGE": "prod", "MODE": "admin", "OWN": "yes"}  # administrator > DAG author
+    assert base["memoryReservation"] == 512
+    assert sidecar == {"name": "sidecar", "environment": [{"name": "X", "value": "1"}]}
+    assert req["overrides"]["cpu"] == "2048"  # administrator > DAG author
+    assert req["startedBy"] == "airflow-ecs-executor/2" and req["count"] == 1

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from airflow_ecs_executor.core import decide as core
-from airflow_ecs_executor.core.classify import ContainerObservation, LaunchErrorKind, TaskObservation
+from airflow_ecs_executor.core.classify import UNSEAL_EXIT_CODE, ContainerObservation, LaunchErrorKind, TaskObservation
 from airflow_ecs_executor.core.lifecycle import Phase, Record
 
 POLICY = core.Policy(max_launch_attempts=3, launch_timeout=100.0, missing_grace=10.0)
@@ -206,11 +206,15 @@ class OneQueueing(RuleBasedStateMachine):
         self.reports = 0
         self.releases = 0
         self.n = 0
+        self.unopened = False  # the event being applied shows exit 77 (sealed workload not opened)
 
     def _apply(self, event: core.Event) -> None:
         assert self.rec is not None
         was_started = self.rec.started
         was_done = self.rec.done
+        self.unopened = isinstance(event, core.Observed) and any(
+            c.exit_code == UNSEAL_EXIT_CODE for c in event.observation.containers
+        )
         rec, actions = core.decide(self.rec, event, self.now, POLICY)  # never raises: checked by running it
         self._check_actions(rec, actions, was_started=was_started, was_done=was_done)
         self.rec = rec
@@ -220,7 +224,8 @@ class OneQueueing(RuleBasedStateMachine):
             if isinstance(action, core.Log):
                 assert not action.message.startswith("BUG"), action.message
             if isinstance(action, core.Launch):
-                assert not was_started, "relaunched after its container started"
+                # A container that could not open its sealed workload ran no Airflow task: the one exception.
+                assert not was_started or self.unopened, "relaunched after its container started"
                 assert not was_done, "launched after the record ended"
                 assert rec.phase is Phase.LAUNCHING
                 self.sent.add(action.attempt)
@@ -275,7 +280,7 @@ class OneQueueing(RuleBasedStateMachine):
         data=st.data(),
         status=st.sampled_from(STATUSES),
         started=st.booleans(),
-        exit_code=st.sampled_from([None, 0, 1, 137]),
+        exit_code=st.sampled_from([None, 0, 1, 137, UNSEAL_EXIT_CODE]),
         stop_code=st.sampled_from(STOP_CODES),
         version=st.integers(0, 20),
     )
@@ -391,3 +396,18 @@ def test_a_relaunched_adopted_task_is_bounded_by_launch_timeout() -> None:
     assert rec.phase is Phase.LAUNCHING and core.WakeAt(5.0 + POLICY.launch_timeout) in actions
     rec, _ = step(rec, core.Tick(), now=5.0 + POLICY.launch_timeout + 1)
     assert rec.phase is Phase.FAILED
+
+
+@pytest.mark.parametrize("seen_running", [True, False], ids=["seen-running", "first-seen-stopped"])
+def test_a_workload_that_could_not_be_opened_is_a_start_failure(seen_running: bool) -> None:
+    """Exit 77 of the unseal step: the container ran, Airflow's task did not; launch again, no try spent."""
+    rec, _ = step(accepted(), core.Started(1, obs(ARN + "a", "PENDING")))
+    if seen_running:
+        rec, _ = step(rec, core.Observed(obs(ARN + "a", "RUNNING", started=True, version=2)))
+        assert rec.phase is Phase.RUNNING
+    stopped = obs(ARN + "a", "STOPPED", started=True, exit_code=UNSEAL_EXIT_CODE, version=4)
+    rec, actions = step(rec, core.Observed(stopped))
+    assert rec.phase is Phase.LAUNCHING and rec.attempt == 2 and not rec.started
+    assert core.Launch(2, new_request=True, pace=core.Pace.RELAUNCH, step=1) in actions
+    assert not any(isinstance(a, core.Report) for a in actions)
+    assert "could not open the sealed workload" in (rec.reason or "")

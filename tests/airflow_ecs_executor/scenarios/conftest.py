@@ -91,6 +91,7 @@ def executor_env(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> dict[st
         "AIRFLOW__ECS_EXECUTOR__ENDPOINT_URL": emulator.endpoint_url,
         "AIRFLOW__ECS_EXECUTOR__REGION_NAME": "us-east-1",
         "AIRFLOW__ECS_EXECUTOR__POLL_INTERVAL": "0.2",
+        "AIRFLOW__ECS_EXECUTOR__WORKLOAD_DELIVERY": "plain",  # sealed delivery: tests/airflow_ecs_executor/aws/test_sealing.py
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
             {"conn_type": "aws", "login": emulator.access_key_id, "password": emulator.secret_access_key}
         ),
