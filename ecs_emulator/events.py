@@ -96,7 +96,12 @@ def _deliver_to_eventbridge(event: dict[str, Any], account: str, region: str) ->
         if getattr(rule, "state", "ENABLED") != "ENABLED" or not rule.event_pattern.matches_event(event):  # type: ignore[arg-type]
             continue
         matched += 1
-        rule.send_to_targets(json.loads(json.dumps(event)))  # each target gets its own copy
+        copy = json.loads(json.dumps(event))  # each rule's targets get their own copy
+        if any(t.get("InputTransformer") for t in rule.targets):
+            # moto's input transformer reads the ingestion time EventBridge keeps beside the event
+            rule.send_to_targets({**copy, "ingestion-time": copy["time"]})
+        else:  # the event as EventBridge delivers it: the envelope, nothing added
+            rule.send_to_targets(copy, transform_input=False)
     return matched
 
 

@@ -209,7 +209,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(self.server.control(self.command, self.path, body))
             return
         target = self.headers.get("X-Amz-Target")
-        if not target:
+        # JSON-protocol services the emulator does not implement (SQS, EventBridge) are moto's too.
+        if not target or target.partition(".")[0] not in self.server.dispatcher.services:
             self._send(self.server.other(self.command, self.path, dict(self.headers), body))
             return
         reply = self.server.dispatcher.aws(target, body, dict(self.headers))
