@@ -99,7 +99,8 @@ def _deliver_to_eventbridge(event: dict[str, Any], account: str, region: str) ->
         copy = json.loads(json.dumps(event))  # each rule's targets get their own copy
         if any(t.get("InputTransformer") for t in rule.targets):
             # moto's input transformer reads the ingestion time EventBridge keeps beside the event
-            rule.send_to_targets({**copy, "ingestion-time": copy["time"]})
+            copy["ingestion-time"] = copy["time"]
+            rule.send_to_targets(copy)
         else:  # the event as EventBridge delivers it: the envelope, nothing added
             rule.send_to_targets(copy, transform_input=False)
     return matched
