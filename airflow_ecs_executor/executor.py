@@ -524,6 +524,8 @@ class EcsExecutor(BaseExecutor):
             held = _Held(ti.key, _identity(ti.key), None, priority, record)
             held.executor_config = config if isinstance(config, Mapping) else None
             self._hold(held, actions)
+            if self._reconciler is not None:  # its earlier events went to the dead scheduler's queue
+                self._reconciler.ask(parsed.arn)
             self.log.info("adopted %s: ECS task %s", record.workload_id, parsed.arn)
         return not_adopted
 

@@ -140,7 +140,8 @@ class EventFeed:
         up = False
         while not self._closed.is_set():
             try:
-                messages = self._events.receive(self._wait)
+                # While down (or at start) a short receive, so a working queue is known at once.
+                messages = self._events.receive(self._wait if up else 0)
             except AwsCallError as exc:
                 self._failures += 1
                 if up or self._failures == 1:
@@ -188,6 +189,10 @@ class Reconciler:
     def heard(self, arn: str, status: str | None, now: float) -> None:
         """An event or a DescribeTasks answer told us where the task stands."""
         self._heard[arn] = (now, status)
+
+    def ask(self, arn: str) -> None:
+        """Describe this task at the next round: an adopted task, whose past events went elsewhere."""
+        self._heard[arn] = (float("-inf"), None)
 
     def due(self, watch: Mapping[str, set[str]], now: float) -> dict[str, list[str]]:
         """Per cluster, the ARNs to describe now; each is counted as asked, so it is not asked again at once."""
