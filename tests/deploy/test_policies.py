@@ -131,6 +131,17 @@ SCHEDULER_CALLS = [
     Call("logs:DescribeLogGroups", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:*"),
     Call("logs:GetLogEvents", STREAM),
 ]
+# Tracking by ECS events (runtime/events.py, aws/events.py) and its check: the scheduler's own queue, and the
+# rule that feeds it. Granted by SchedulerTaskEventsPolicy, a policy of its own beside SchedulerPolicy.
+EVENTS_QUEUE = f"arn:aws:sqs:{REGION}:{ACCOUNT}:airflow-ecs-TaskEventsQueue-1A2B3C4D5E6F"
+EVENTS_RULE = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/airflow-ecs-TaskEventsRule-1A2B3C4D5E6F"
+EVENTS_CALLS = [
+    Call("sqs:ReceiveMessage", EVENTS_QUEUE),
+    Call("sqs:DeleteMessage", EVENTS_QUEUE),
+    Call("sqs:GetQueueAttributes", EVENTS_QUEUE),
+    Call("events:ListRuleNamesByTarget", EVENTS_RULE),
+    Call("events:DescribeRule", EVENTS_RULE),
+]
 API_SERVER_CALLS = [
     Call("ecs:DescribeTasks", TASK, {"ecs:cluster": CLUSTER}),
     Call("ecs:DescribeTaskDefinition", "*"),
@@ -283,6 +294,12 @@ _ACTIONS_OF_OPERATIONS = {
     "describe_log_groups": ("logs:DescribeLogGroups",),
     "get_log_events": ("logs:GetLogEvents",),
     "get_caller_identity": (),  # STS GetCallerIdentity needs no permission
+    "receive_message": ("sqs:ReceiveMessage",),
+    "delete_message_batch": ("sqs:DeleteMessage",),  # authorised as DeleteMessage (SQS API reference)
+    "delete_message": ("sqs:DeleteMessage",),
+    "get_queue_attributes": ("sqs:GetQueueAttributes",),
+    "list_rule_names_by_target": ("events:ListRuleNamesByTarget",),
+    "describe_rule": ("events:DescribeRule",),
 }
 _SERVICES = ("ecs", "logs", "ec2", "iam", "sts", "sqs", "ecr", "events")
 
@@ -307,7 +324,7 @@ def test_every_aws_operation_in_the_product_is_evaluated() -> None:
     assert not missing, (
         f"AWS operations called by airflow_ecs_executor but not evaluated against the policies: {missing}"
     )
-    evaluated = {c.action for c in SCHEDULER_CALLS + API_SERVER_CALLS}
+    evaluated = {c.action for c in SCHEDULER_CALLS + API_SERVER_CALLS + EVENTS_CALLS}
     for operation in found:
         for action in _ACTIONS_OF_OPERATIONS[operation]:
             assert action in evaluated, (operation, action)
@@ -344,3 +361,22 @@ def test_hand_written_scheduler_policy_denies_outside_its_cluster() -> None:
         ),
     )
     assert not allowed([policy], Call("ecs:StopTask", OTHER_TASK, {"ecs:cluster": OTHER_CLUSTER}))
+
+
+@pytest.mark.parametrize("call", EVENTS_CALLS, ids=str)
+def test_scheduler_events_policy_allows_what_the_events_feed_and_check_call(call: Call) -> None:
+    assert allowed([policy_of(stack(), "SchedulerTaskEventsPolicy")], call)
+
+
+def test_scheduler_events_policy_denies_other_queues() -> None:
+    other = Call("sqs:ReceiveMessage", f"arn:aws:sqs:{REGION}:{ACCOUNT}:someone-elses-queue")
+    assert not allowed([policy_of(stack(), "SchedulerTaskEventsPolicy")], other)
+
+
+def test_only_the_rule_may_send_to_the_events_queues() -> None:
+    s = stack(TaskEventQueues="2")
+    (statement,) = s.properties("TaskEventsQueuePolicy")["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": EVENTS_RULE}}
+    assert len(statement["Resource"]) == 2
