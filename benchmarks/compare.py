@@ -400,12 +400,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, about two minutes")
     parser.add_argument("--scenarios", nargs="*", help="scenario names to run (default: all)")
     parser.add_argument("--profile", default="aws")
+    parser.add_argument("--no-events", action="store_true", help="skip the tracking benchmark (benchmarks/events.py)")
     args = parser.parse_args()
     selected = [s for s in scenarios(args.quick) if not args.scenarios or s.name in args.scenarios]
     started = time.monotonic()
     report = run(selected, profile=args.profile)
     print(markdown(report))
     print(f"wrote {RESULTS}/compare.json, compare.md, compare.png in {time.monotonic() - started:.0f} s")
+    if not args.no_events:  # tracking by ECS events vs polling vs upstream (benchmarks/events.py)
+        from benchmarks import events
+
+        events.main(["--tasks", "200", "--task-seconds", "60"] if args.quick else [])
 
 
 if __name__ == "__main__":
