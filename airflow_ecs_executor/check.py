@@ -8,6 +8,7 @@ anything in the account.
 from __future__ import annotations
 
 import ipaddress
+import json
 import sys
 import urllib.error
 import urllib.parse
@@ -79,6 +80,7 @@ class Checker:
                 self._network(cfg, found, queue)
         self._permissions(cfg, ecs)
         self._sealing(cfg, ecs)
+        self._task_events(cfg)
         self._api_server()
         return self.items
 
@@ -344,6 +346,80 @@ class Checker:
             "open its workload exits 77 and says why in its log)",
         )
 
+    # -- tracking by ECS events (docs/setup.md, "Tracking by ECS events") ------------------------
+    def _task_events(self, cfg: ExecutorConfig) -> None:
+        """The events queue can be read, a rule of this cluster's task state changes targets it, deletes are allowed.
+
+        Nothing is received: a receive would count against the message's redrive limit.
+        """
+        url = cfg.task_events_queue_url
+        if not url:
+            self._add("info", "tracking by ECS events", "off: tasks are tracked by polling DescribeTasks")
+            return
+        sqs = self._client(cfg, "sqs")
+        try:
+            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn", "Policy"])["Attributes"]
+        except AWS_ERRORS as exc:
+            self._add(
+                "fail",
+                "task events queue",
+                f"{url}: {error_code(exc)}: {error_message(exc)}",
+                "create the queue (deploy/cloudformation.yaml, TaskEventQueues) and allow sqs:GetQueueAttributes",
+            )
+            return
+        queue_arn = str(attributes.get("QueueArn", ""))
+        self._add("ok", "task events queue", queue_arn)
+        if "events.amazonaws.com" not in str(attributes.get("Policy", "")):
+            self._add(
+                "warn",
+                "task events queue policy",
+                "no statement names events.amazonaws.com: EventBridge may not be allowed to send to the queue",
+                "allow sqs:SendMessage to events.amazonaws.com with aws:SourceArn = the rule (see the template)",
+            )
+        self._task_events_rule(cfg, queue_arn)
+        try:  # a receipt handle that cannot exist: allowed -> ReceiptHandleIsInvalid, denied -> AccessDenied
+            sqs.delete_message(QueueUrl=url, ReceiptHandle="ecs-executor-check")
+            self._add("ok", "permission sqs:DeleteMessage")
+        except AWS_ERRORS as exc:
+            code = error_code(exc)
+            if code in _DENIED:
+                self._add("fail", "permission sqs:DeleteMessage", error_message(exc), "allow it on the queue")
+            elif "ReceiptHandle" in code or code == "InvalidParameterValue":
+                self._add("ok", "permission sqs:DeleteMessage")
+            else:
+                self._add("warn", "permission sqs:DeleteMessage", f"{code}: {error_message(exc)}")
+        self._add(
+            "info",
+            "permission sqs:ReceiveMessage",
+            "not probed (a receive counts against a message's redrive limit); the scheduler logs 'cannot be read' "
+            "and counts ecs_executor.events.fallback when it is denied",
+        )
+
+    def _task_events_rule(self, cfg: ExecutorConfig, queue_arn: str) -> None:
+        events = self._client(cfg, "events")
+        try:
+            names = events.list_rule_names_by_target(TargetArn=queue_arn).get("RuleNames") or []
+            rules = [events.describe_rule(Name=name) for name in names]
+        except AWS_ERRORS as exc:
+            self._add(
+                "warn",
+                "task events rule",
+                f"{error_code(exc)}: {error_message(exc)}",
+                "allow events:ListRuleNamesByTarget and events:DescribeRule to verify it",
+            )
+            return
+        matching = [r["Name"] for r in rules if r.get("State") == "ENABLED" and _matches_task_changes(r, cfg.cluster)]
+        if matching:
+            self._add("ok", "task events rule", f"{', '.join(matching)} sends this cluster's task state changes")
+            return
+        self._add(
+            "fail",
+            "task events rule",
+            f"no ENABLED EventBridge rule sends cluster {cfg.cluster}'s ECS Task State Change events to the queue",
+            'add one: {"source": ["aws.ecs"], "detail-type": ["ECS Task State Change"], '
+            '"detail": {"clusterArn": [<cluster ARN>]}} with the queue as a target (see the template)',
+        )
+
     def _api_server(self) -> None:
         url = self._api_server_url
         label = "API server URL for tasks ([core] execution_api_server_url)"
@@ -438,6 +514,22 @@ def connection_problems(cfg: ExecutorConfig, client_factory: Callable[..., Any])
     """The scheduler's first check, run even with check_health_on_startup off: can a client be built at all."""
     problem = client_problem(cfg, client_factory)
     return [] if problem is None else [f"{problem[0]}: {problem[1]}; fix: {problem[2]}"]
+
+
+def _matches_task_changes(rule: Mapping[str, Any], cluster: str) -> bool:
+    """The rule's pattern selects ECS Task State Change events of this cluster (or of every cluster)."""
+    try:
+        pattern = json.loads(rule.get("EventPattern") or "{}")
+    except ValueError:
+        return False
+    if "aws.ecs" not in (pattern.get("source") or []):
+        return False
+    if "ECS Task State Change" not in (pattern.get("detail-type") or ["ECS Task State Change"]):
+        return False
+    clusters = (pattern.get("detail") or {}).get("clusterArn")
+    if clusters is None:
+        return True
+    return any(c == cluster or str(c).endswith(f":cluster/{cluster}") for c in clusters)
 
 
 def startup_problems(cfg: ExecutorConfig, client_factory: Callable[..., Any]) -> list[str]:

@@ -176,6 +176,28 @@ class ExecutorConfig(BaseModel):
         ge=0.1,
         description="Seconds between DescribeTasks rounds over the running tasks (100 per call).",
     )
+    # -- tracking by ECS events (docs/setup.md, "Tracking by ECS events") --
+    task_events_queue_url: OptionalStr = Field(
+        None,
+        description=(
+            "SQS queue URL that receives this cluster's ECS Task State Change events from EventBridge; "
+            "when set, tasks are tracked by events and DescribeTasks only reconciles. One queue per "
+            "scheduler (every queue gets every event)."
+        ),
+    )
+    task_events_reconcile_interval: float = Field(
+        60.0,
+        ge=1,
+        description="With events: seconds between DescribeTasks of a task that events say is unchanged.",
+    )
+    task_events_silence: float = Field(
+        30.0,
+        ge=1,
+        description=(
+            "With events: seconds a task between two states (not RUNNING) may go without an event "
+            "before DescribeTasks looks at it."
+        ),
+    )
     check_health_on_startup: bool = Field(True, description="Check credentials, cluster and task definition at start.")
     queue_profiles: Annotated[dict[str, QueueProfile], BeforeValidator(_json_value)] = Field(
         default_factory=dict, description="JSON: Airflow queue name -> run settings for that queue."

@@ -24,6 +24,7 @@ from airflow.executors.base_executor import BaseExecutor
 from airflow_ecs_executor import cli, redaction
 from airflow_ecs_executor.aws.arns import parse_task_arn
 from airflow_ecs_executor.aws.client import EcsClient, Launched, PlacementFailed
+from airflow_ecs_executor.aws.events import EventQueue
 from airflow_ecs_executor.aws.requests import Sealer, WorkloadSpec, build_run_task, request_cluster
 from airflow_ecs_executor.aws.sealing import KmsSealer, PrefetchingSealer, launch_context
 from airflow_ecs_executor.aws.session import client_config, ecs_client_config
@@ -34,6 +35,7 @@ from airflow_ecs_executor.core import decide as core
 from airflow_ecs_executor.core.backoff import Backoff
 from airflow_ecs_executor.core.lifecycle import Phase, Record
 from airflow_ecs_executor.logs import read_try_log
+from airflow_ecs_executor.runtime import events as task_events
 from airflow_ecs_executor.runtime.workers import (
     Described,
     LaunchDone,
@@ -178,6 +180,8 @@ class EcsExecutor(BaseExecutor):
         self._new_queueing: Callable[[], str] = _new_queueing
         self._ending = False
         self._sealer: PrefetchingSealer | None = None  # set in start() unless workload_delivery = plain
+        self._feed: task_events.EventFeed | None = None  # ECS events from SQS, when configured
+        self._reconciler: task_events.Reconciler | None = None
 
     # ------------------------------------------------------------------ start and configuration
     def _section(self) -> dict[str, Any]:
@@ -220,6 +224,7 @@ class EcsExecutor(BaseExecutor):
             launch_concurrency=self.config.launch_concurrency,
             poll_interval=self.config.poll_interval,
         )
+        self._start_events()
         self.log.info(
             "EcsExecutor started: cluster %s, task definition %s, launch rate %.1f/s",
             self.config.cluster,
@@ -404,16 +409,20 @@ class EcsExecutor(BaseExecutor):
             self._io.ensure_alive()
         except Exception:
             self.log.exception("EcsExecutor could not check its worker threads")
+        # Events drained before launch results: a launch result that came before an event is applied first.
+        feed = self._feed.drain() if self._feed is not None else []
         for result in self._io.drain():
             try:
                 self._on_result(result)
             except Exception:  # one bad result never loses another: each is applied on its own
                 self.log.exception("BUG: applying a %s failed; the other results are applied", type(result).__name__)
+        self._on_feed(feed)
         try:
             self._wake_due()
             if self._watch_changed:
-                self._io.track({c: frozenset(a) for c, a in self._watch.items() if a})
+                self._io.track({c: frozenset(a) for c, a in self._watch.items() if a and not self._events_tracking})
                 self._watch_changed = False
+            self._reconcile()
             if self._clock() - self._gauges_at >= GAUGE_SECONDS:
                 self._emit_gauges()
         except Exception:
@@ -470,6 +479,10 @@ class EcsExecutor(BaseExecutor):
     def _on_described(self, described: Described) -> None:
         if described.error is not None:
             self.log.warning("DescribeTasks failed (%s); will try again", described.error.code)
+        if self._reconciler is not None:
+            now = self._clock()
+            for seen in described.observations:
+                self._reconciler.heard(seen.arn, seen.last_status, now)
         items: list[tuple[str, core.Event]] = [(o.arn, core.Observed(o)) for o in described.observations]
         items += [(arn, core.Missing(arn)) for arn in described.missing]
         items += [(arn, core.Missing(arn, why)) for arn, why in described.unreadable]
@@ -552,6 +565,8 @@ class EcsExecutor(BaseExecutor):
             held = _Held(ti.key, _identity(ti.key), None, priority, record)
             held.executor_config = config if isinstance(config, Mapping) else None
             self._hold(held, actions)
+            if self._reconciler is not None:  # its earlier events went to the dead scheduler's queue
+                self._reconciler.ask(parsed.arn)
             self.log.info("adopted %s: ECS task %s", record.workload_id, parsed.arn)
         return not_adopted
 
@@ -567,6 +582,7 @@ class EcsExecutor(BaseExecutor):
         self._io.close(timeout=TERMINATE_SECONDS)
         if self._sealer is not None:
             self._sealer.close()
+        self._close_events()
 
     def end(self) -> None:
         """Launch nothing more: unsent launches go back to Airflow; ECS tasks keep running (adoptable)."""
@@ -586,3 +602,89 @@ class EcsExecutor(BaseExecutor):
         self._io.close(timeout=TERMINATE_SECONDS)
         if self._sealer is not None:
             self._sealer.close()
+        self._close_events()
+
+    # ------------------------------------------------------------------ tracking by ECS events (runtime/events.py)
+    def _start_events(self) -> None:
+        cfg = self._cfg
+        if not cfg.task_events_queue_url:
+            return
+        sqs = make_client(cfg, "sqs")
+        self._feed = task_events.EventFeed(EventQueue(sqs, cfg.task_events_queue_url))
+        self._reconciler = task_events.Reconciler(cfg.task_events_reconcile_interval, cfg.task_events_silence)
+        self.log.info("EcsExecutor tracks tasks by ECS events from %s", cfg.task_events_queue_url)
+
+    @property
+    def _events_tracking(self) -> bool:
+        """Events flow: the tracker stops polling; the reconciler describes now and then instead."""
+        return self._feed is not None and self._feed.healthy
+
+    def _on_feed(self, results: Sequence[task_events.FeedResult]) -> None:
+        feed = self._feed
+        if feed is None:
+            return
+        try:
+            feed.ensure_alive()
+        except Exception:
+            self.log.exception("EcsExecutor could not check its events threads")
+        for result in results:
+            try:
+                if isinstance(result, task_events.EventsReceived):
+                    feed.ack(self._apply_events(result))
+                elif isinstance(result, task_events.FeedDown):
+                    feed.healthy = False
+                    self._watch_changed = True
+                    Stats.incr("ecs_executor.events.fallback")
+                    self.log.error(
+                        "ECS events queue %s cannot be read (%s): tracking tasks by polling DescribeTasks until "
+                        "it can; check the queue, its policy and the scheduler's sqs:ReceiveMessage permission",
+                        self._cfg.task_events_queue_url,
+                        result.error,
+                    )
+                elif isinstance(result, task_events.FeedUp):
+                    feed.healthy = True
+                    self._watch_changed = True
+                    Stats.incr("ecs_executor.events.recovered")
+                    self.log.info("ECS events queue readable: tracking tasks by events")
+                elif isinstance(result, WorkerRestarted):
+                    Stats.incr("ecs_executor.worker_restarts")
+                    self.log.error("EcsExecutor worker %s was restarted after: %s", result.name, result.error)
+            except Exception:
+                self.log.exception("BUG: applying a %s failed; the other results are applied", type(result).__name__)
+
+    def _apply_events(self, received: task_events.EventsReceived) -> list[str]:
+        """Apply each event to its task's record; returns the receipts to delete.
+
+        Every message is deleted once handled: applied, of a task this scheduler does not hold, or unreadable.
+        """
+        done: list[str] = []
+        now = self._clock()
+        for message in received.messages:
+            seen = message.observation
+            try:
+                if seen is None:
+                    Stats.incr("ecs_executor.events.unreadable")
+                    self.log.warning("ignoring a message of the ECS events queue: %s", message.problem)
+                elif seen.arn not in self._by_arn:
+                    # Another scheduler's task (every scheduler's queue gets every event), or one that ended here.
+                    Stats.incr("ecs_executor.events.foreign")
+                else:
+                    Stats.incr("ecs_executor.events.applied")
+                    if self._reconciler is not None:
+                        self._reconciler.heard(seen.arn, seen.last_status, now)
+                    self._on_task_event(seen.arn, core.Observed(seen))
+                done.append(message.receipt)
+            except Exception:  # not deleted: seen again after the visibility timeout
+                self.log.exception("BUG: applying an ECS event of %s failed", seen.arn if seen else "?")
+        return done
+
+    def _reconcile(self) -> None:
+        if self._reconciler is None or not self._events_tracking:
+            return
+        due = self._reconciler.due(self._watch, self._clock())
+        if due:
+            self._io.describe(due)
+
+    def _close_events(self) -> None:
+        if self._feed is not None:
+            self._feed.close()

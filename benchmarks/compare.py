@@ -397,6 +397,7 @@ def main() -> None:
     parser.add_argument("--scenarios", nargs="*", help="scenario names to run (default: all)")
     parser.add_argument("--profile", default="aws")
     parser.add_argument("--sealing", action="store_true", help="also measure sealed workloads (benchmarks/sealing.py)")
+    parser.add_argument("--no-events", action="store_true", help="skip the tracking benchmark (benchmarks/events.py)")
     args = parser.parse_args()
     if args.sealing:  # our executor alone: upstream has no sealing to compare with
         from benchmarks import sealing
@@ -407,6 +408,10 @@ def main() -> None:
     report = run(selected, profile=args.profile)
     print(markdown(report))
     print(f"wrote {RESULTS}/compare.json, compare.md, compare.png in {time.monotonic() - started:.0f} s")
+    if not args.no_events:  # tracking by ECS events vs polling vs upstream (benchmarks/events.py)
+        from benchmarks import events
+
+        events.main(["--tasks", "200", "--task-seconds", "60"] if args.quick else [])
 
 
 if __name__ == "__main__":

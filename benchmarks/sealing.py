@@ -38,13 +38,7 @@ QUOTA_SHARE = 0.95
 
 
 def _kms(emulator: Emulator) -> Any:
-    return boto3.client(
-        "kms",
-        endpoint_url=emulator.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
-    )
+    return boto3.client("kms", **emulator.client_kwargs())
 
 
 def _launch_times(tasks: list[dict[str, Any]]) -> list[float]:

@@ -146,7 +146,9 @@ def check(stack: Stack, run_id: str, report: ChaosReport) -> None:
             report.wrong_state.append(f"{name}: {state}, expected {expected}")
 
 
-def run(home: Path, tasks: int, *, restart_after: float = 20.0, timeout: float = 900.0) -> ChaosReport:
+def run(
+    home: Path, tasks: int, *, restart_after: float = 20.0, timeout: float = 900.0, task_events: bool | None = None
+) -> ChaosReport:
     """Start a stack with the chaos profile, run the DAG with faults and a scheduler kill, check it."""
     report = ChaosReport()
     # The profile's cluster places 12 tasks at once; shortfalls clear as tasks finish, so launches
@@ -155,6 +157,7 @@ def run(home: Path, tasks: int, *, restart_after: float = 20.0, timeout: float =
     stack = Stack(
         home,
         profile="chaos",
+        task_events=task_events,  # the chaos profile duplicates, delays, reorders and drops events
         extra_env={
             "AIRFLOW__ECS_EXECUTOR__MAX_LAUNCH_ATTEMPTS": "30",
             # The restarted scheduler adopts the dead one's tasks once it counts that one as dead.
@@ -197,10 +200,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Chaos suite: faults, a scheduler kill, then invariants.")
     parser.add_argument("--tasks", type=int, default=60, help="mapped task instances (default 60)")
     parser.add_argument("--home", type=Path, default=None, help="where Airflow's state goes (default: a temp dir)")
+    parser.add_argument(
+        "--task-events",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="track tasks by ECS events (default: on, unless ECS_DEVSTACK_TASK_EVENTS=0)",
+    )
     args = parser.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="ecs-chaos-"))
     print(f"==> chaos run: {args.tasks} task instances, Airflow state in {home}", flush=True)
-    report = run(home, args.tasks)
+    report = run(home, args.tasks, task_events=args.task_events)
     print(report.table())
     for label, items in (
         ("lost", report.lost),

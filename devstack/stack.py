@@ -46,6 +46,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+EVENTS_QUEUE = "airflow-ecs-task-events"
+
+
 class Stack:
     """One emulator and one Airflow, in ``home``; every server on 127.0.0.1."""
 
@@ -57,8 +60,13 @@ class Stack:
         profile: str = "fast",
         extra_env: dict[str, str] | None = None,
         container_env: dict[str, str] | None = None,
+        task_events: bool | None = None,
     ) -> None:
         self.home = home
+        # Tracking by ECS events (EventBridge rule -> SQS), on unless ECS_DEVSTACK_TASK_EVENTS=0.
+        self.task_events = (
+            os.environ.get("ECS_DEVSTACK_TASK_EVENTS", "1") != "0" if task_events is None else task_events
+        )
         self.api_port = api_port or free_port()
         self.emulator_port = free_port()
         self.profile = profile
@@ -114,6 +122,7 @@ class Stack:
                 "NO_PROXY": "127.0.0.1,localhost",
             }
         )
+        env.update(self._task_events_env())
         env.update(self.extra_env)
         return env
 
@@ -176,6 +185,7 @@ class Stack:
         self._wait_http(f"{self.endpoint_url}/_emulator/health", "the ECS emulator", headers=self._control_headers())
         self.setup_sealing()
         self.setup_ecs()
+        self.setup_task_events()
         with (self.home / "logs" / "db-migrate.log").open("ab") as log:
             subprocess.run(
                 [str(BIN / "airflow"), "db", "migrate"],
@@ -270,6 +280,29 @@ class Stack:
         key = kms.create_key(Description="airflow-ecs-executor workloads (devstack)")["KeyMetadata"]["KeyId"]
         kms.create_alias(AliasName=WORKLOAD_KEY_ALIAS, TargetKeyId=key)
         self.container_env.setdefault("AWS_ENDPOINT_URL", self.endpoint_url)
+
+    # -- tracking by ECS events --------------------------------------------------------------------
+    def _task_events_env(self) -> dict[str, str]:
+        if not self.task_events:
+            return {}
+        # moto's queue URL: <endpoint>/<account>/<name>
+        return {"AIRFLOW__ECS_EXECUTOR__TASK_EVENTS_QUEUE_URL": f"{self.endpoint_url}/123456789012/{EVENTS_QUEUE}"}
+
+    def setup_task_events(self) -> None:
+        """What deploy/cloudformation.yaml creates: a rule for the task state changes, a queue as its target."""
+        if not self.task_events:
+            return
+        sqs, events = self.aws("sqs"), self.aws("events")
+        url = sqs.create_queue(QueueName=EVENTS_QUEUE)["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        cluster_arn = self.aws("ecs").describe_clusters(clusters=[CLUSTER])["clusters"][0]["clusterArn"]
+        pattern = {
+            "source": ["aws.ecs"],
+            "detail-type": ["ECS Task State Change"],
+            "detail": {"clusterArn": [cluster_arn]},
+        }
+        events.put_rule(Name=EVENTS_QUEUE, EventPattern=json.dumps(pattern), State="ENABLED")
+        events.put_targets(Rule=EVENTS_QUEUE, Targets=[{"Id": "scheduler", "Arn": queue_arn}])
 
     def setup_ecs(self) -> None:
         """The cluster and task definitions an administrator would create (deploy/ on AWS)."""

@@ -29,6 +29,7 @@ from ecs_emulator.errors import (
     InvalidParameterException,
     ThrottlingException,
 )
+from ecs_emulator.events import TaskEvents
 from ecs_emulator.faults import FaultPlan
 from ecs_emulator.idempotency import ClientTokens
 from ecs_emulator.launch import new_task
@@ -111,6 +112,18 @@ class EcsService:
             on_running=self.capacity.running,
             on_stopped=self._stopped,
         )
+        # ECS Task State Change events to moto's EventBridge, on every task transition (events.py).
+        self.events = TaskEvents(
+            account=self.names.account,
+            region=region,
+            timeline=timeline,
+            faults=profile.faults.events,
+            # its own generator: drawing from ``rng`` would change every seeded run's other draws
+            rng=random.Random(None if profile.seed is None else profile.seed + 1),
+            counters=self.counters,
+            clock=time.time,
+        )
+        self.lifecycle.on_change = self.events.changed
         self.handlers: Mapping[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "CreateCluster": self.create_cluster,
             "DescribeClusters": self.describe_clusters,
@@ -309,6 +322,7 @@ class EcsService:
                 self._tasks[task.task_id] = task
                 self.capacity.hold(task, where.instance, reserve_cpu, reserve_memory)
                 self.lifecycle.start(task)
+                self.lifecycle.changed(task)  # the new task's first event (PROVISIONING, version 1)
                 tasks.append(task)
             self._tokens.remember(cluster.arn, token, req, [t.arn for t in tasks])
             self.counters["tasks_launched"] += len(tasks)

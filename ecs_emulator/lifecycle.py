@@ -62,6 +62,7 @@ class TaskLifecycle:
         self._counters = counters
         self._on_running = on_running
         self._on_stopped = on_stopped
+        self.on_change: Callable[[Task], None] | None = None  # each state change (ECS events, events.py)
 
     def start(self, task: Task) -> None:
         """Begin a new task's walk (its status is PROVISIONING, or PENDING without an ENI)."""
@@ -81,6 +82,12 @@ class TaskLifecycle:
     def _set_status(self, task: Task, status: str) -> None:
         task.last_status = status
         task.version += 1
+        self.changed(task)
+
+    def changed(self, task: Task) -> None:
+        """The task's version grew: ECS publishes a Task State Change event."""
+        if self.on_change is not None:
+            self.on_change(task)
 
     def _to_pending(self, task: Task) -> None:
         if task.last_status != "PROVISIONING" or task.desired_status != "RUNNING":
@@ -210,6 +217,7 @@ class TaskLifecycle:
         task.stopped_reason = reason
         task.stopping_at = time.time()
         task.version += 1
+        self.changed(task)
         if not task.starting:  # else _start_containers sees the stop request and continues it
             self._continue_stop(task)
 

@@ -112,6 +112,16 @@ class ApiFaults(_Strict):
     throttle: float = Field(0.0, ge=0, le=1)
 
 
+class EventFaults(_Strict):
+    """How EventBridge's at-least-once, unordered delivery of ECS events misbehaves, per event."""
+
+    duplicate: float = Field(0.0, ge=0, le=1, description="probability an event is delivered twice")
+    drop: float = Field(0.0, ge=0, le=1, description="probability an event is never delivered")
+    reorder: float = Field(0.0, ge=0, le=1, description="probability an event is held back behind the next one")
+    delay_probability: float = Field(0.0, ge=0, le=1, description="probability an event is delivered late")
+    delay: Spread = Field(Spread(median=1.0), description="how late a delayed event is")
+
+
 class Faults(_Strict):
     """Faults drawn at random (seeded) while the emulator runs."""
 
@@ -125,6 +135,7 @@ class Faults(_Strict):
     lost_response_hold: float = Field(
         5.0, ge=0, description="seconds a lost RunTask response holds the connection before closing it"
     )
+    events: EventFaults = Field(EventFaults(), description="ECS Task State Change events (events.py)")
 
 
 class Profile(_Strict):

@@ -423,12 +423,23 @@ def _on_invalid(rec: Record, ev: Invalid, now: float, policy: Policy) -> Decisio
     return _end(rec, Phase.FAILED, now, f"not launched: {ev.message}", "invalid_request")
 
 
+def _needs_fresh_look(rec: Record) -> bool:
+    """The record waits for any sight of its task, even an unchanged one.
+
+    It was MISSING, or it was superseded and its stop is decided on the next observation.
+    """
+    return rec.missing_since is not None or (rec.superseded and not rec.stop_requested)
+
+
 def _on_observed(rec: Record, ev: Observed, now: float, policy: Policy) -> Decision:
     obs = ev.observation
     if rec.done or obs.arn != rec.task_arn:
         return _ignored(rec, f"observation of {obs.arn} ({obs.last_status})")
-    if obs.version and obs.version < rec.version:
-        return _ignored(rec, f"version {obs.version} of {obs.arn} is older than {rec.version}")
+    if obs.version and obs.version <= rec.version and not _needs_fresh_look(rec):
+        # ECS events arrive at least once and in any order, and DescribeTasks may show an older
+        # state than an event already applied: the task's version orders them. An equal version is
+        # the same state again (a duplicate event, a poll that learnt nothing new).
+        return _ignored(rec, f"version {obs.version} of {obs.arn} is not newer than {rec.version}")
     actions: list[Action] = []
     changes: dict[str, object] = {"version": max(rec.version, obs.version), "missing_since": None}
     if rec.adopted and rec.container is None:

@@ -398,6 +398,29 @@ class Workers:
             for f in futures:
                 f.result()
 
+    def describe(self, arns_by_cluster: Mapping[str, Sequence[str]]) -> None:
+        """One DescribeTasks round over these ARNs (batches of 100), beside the tracker's polling.
+
+        Used while ECS events track the tasks: the reconciliation describes a few tasks now and then.
+        Paced by the same bucket as the tracker; results arrive as ``Described``.
+        """
+        if self._closed.is_set():
+            return
+        for cluster, arns in arns_by_cluster.items():
+            ordered = sorted(arns)
+            for i in range(0, len(ordered), DESCRIBE_BATCH):
+                self._pool.submit(self._paced_describe, cluster, ordered[i : i + DESCRIBE_BATCH])
+
+    def _paced_describe(self, cluster: str, arns: list[str]) -> None:
+        while True:
+            with self._bucket_lock:
+                pause = self._describe_bucket.take(self._clock())
+            if pause <= 0:
+                break
+            if self._closed.wait(pause):
+                return
+        self._describe_into_queue(cluster, arns)
+
     def _describe(self, cluster: str, arns: list[str]) -> Described:
         try:
             seen, missing = self._ecs.describe_tasks(cluster, arns)

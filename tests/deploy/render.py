@@ -100,6 +100,10 @@ class Stack:
         if kind == "AWS::ECS::TaskDefinition":
             family = self.resolve(props["Family"])
             return f"arn:{self.partition}:ecs:{self.region}:{self.account}:task-definition/{family}:1"
+        if kind == "AWS::SQS::Queue":  # Ref is the queue URL (AWS::SQS::Queue return values)
+            return f"https://sqs.{self.region}.amazonaws.com/{self.account}/{self.name}-{logical}-1A2B3C4D5E6F"
+        if kind == "AWS::Events::Rule":  # Ref is the rule's name
+            return f"{self.name}-{logical}-1A2B3C4D5E6F"
         raise NotImplementedError(f"Ref of a {kind}")
 
     def _attribute(self, logical: str, attribute: str) -> str:
@@ -111,6 +115,8 @@ class Stack:
             "AWS::Logs::LogGroup": f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:{name}:*",
             "AWS::IAM::Role": f"arn:{self.partition}:iam::{self.account}:role/{name}",
             "AWS::KMS::Key": f"arn:{self.partition}:kms:{self.region}:{self.account}:key/{name}",
+            "AWS::SQS::Queue": f"arn:{self.partition}:sqs:{self.region}:{self.account}:{str(name).rsplit('/', 1)[-1]}",
+            "AWS::Events::Rule": f"arn:{self.partition}:events:{self.region}:{self.account}:rule/{name}",
         }
         if attribute != "Arn" or kind not in arn:
             raise NotImplementedError(f"GetAtt {logical}.{attribute}")

@@ -162,3 +162,26 @@ def test_policies_have_no_wildcard_actions_and_star_only_where_iam_needs_it() ->
             assert not any("*" in a for a in actions), name
             if statement["Resource"] == "*":
                 assert set(actions) <= star_allowed, (name, actions)
+
+
+def test_task_events_rule_sends_this_clusters_task_changes_to_a_queue_per_scheduler() -> None:
+    """One rule, one target per scheduler's queue (SQS consumers compete: schedulers never share a queue)."""
+    s = stack(TaskEventQueues="2")
+    rule = s.properties("TaskEventsRule")
+    assert rule["EventPattern"] == {
+        "source": ["aws.ecs"],
+        "detail-type": ["ECS Task State Change"],
+        "detail": {"clusterArn": [s.output("Cluster") and s.resolve({"Fn::GetAtt": ["Cluster", "Arn"]})]},
+    }
+    queues = {s.resolve({"Fn::GetAtt": [q, "Arn"]}) for q in ("TaskEventsQueue", "TaskEventsQueue2")}
+    assert {t["Arn"] for t in rule["Targets"]} == queues and len(rule["Targets"]) == 2
+    dlq = s.resolve({"Fn::GetAtt": ["TaskEventsDeadLetterQueue", "Arn"]})
+    for queue in ("TaskEventsQueue", "TaskEventsQueue2"):
+        assert s.properties(queue)["RedrivePolicy"]["deadLetterTargetArn"] == dlq
+    assert len(stack().properties("TaskEventsRule")["Targets"]) == 1  # one scheduler by default
+
+
+def test_task_events_can_be_left_out() -> None:
+    s = stack(TaskEventQueues="0")
+    with pytest.raises(LookupError):
+        s.properties("TaskEventsRule")

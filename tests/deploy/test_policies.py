@@ -136,6 +136,17 @@ WORKLOAD_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234
 SEALING_CONTEXT = {"kms:EncryptionContext:ecs-executor:cluster": "airflow"}
 SCHEDULER_CALLS.append(Call("kms:GenerateDataKey", WORKLOAD_KEY, SEALING_CONTEXT))
 TASK_ROLE_CALLS = [Call("kms:Decrypt", WORKLOAD_KEY, SEALING_CONTEXT)]
+# Tracking by ECS events (runtime/events.py, aws/events.py) and its check: the scheduler's own queue, and the
+# rule that feeds it. Granted by SchedulerTaskEventsPolicy, a policy of its own beside SchedulerPolicy.
+EVENTS_QUEUE = f"arn:aws:sqs:{REGION}:{ACCOUNT}:airflow-ecs-TaskEventsQueue-1A2B3C4D5E6F"
+EVENTS_RULE = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/airflow-ecs-TaskEventsRule-1A2B3C4D5E6F"
+EVENTS_CALLS = [
+    Call("sqs:ReceiveMessage", EVENTS_QUEUE),
+    Call("sqs:DeleteMessage", EVENTS_QUEUE),
+    Call("sqs:GetQueueAttributes", EVENTS_QUEUE),
+    Call("events:ListRuleNamesByTarget", EVENTS_RULE),
+    Call("events:DescribeRule", EVENTS_RULE),
+]
 API_SERVER_CALLS = [
     Call("ecs:DescribeTasks", TASK, {"ecs:cluster": CLUSTER}),
     Call("ecs:DescribeTaskDefinition", "*"),
@@ -294,6 +305,12 @@ _ACTIONS_OF_OPERATIONS = {
     "generate_data_key": ("kms:GenerateDataKey",),  # the scheduler seals (and the check probes)
     "decrypt": ("kms:Decrypt",),  # the task role opens (aws/unseal.py)
     "encrypt": (),  # AES-GCM's encrypt in aws/sealing.py (local, cryptography); the product never calls KMS Encrypt
+    "receive_message": ("sqs:ReceiveMessage",),
+    "delete_message_batch": ("sqs:DeleteMessage",),  # authorised as DeleteMessage (SQS API reference)
+    "delete_message": ("sqs:DeleteMessage",),
+    "get_queue_attributes": ("sqs:GetQueueAttributes",),
+    "list_rule_names_by_target": ("events:ListRuleNamesByTarget",),
+    "describe_rule": ("events:DescribeRule",),
 }
 _SERVICES = ("ecs", "logs", "ec2", "iam", "sts", "sqs", "ecr", "events", "kms")
 
@@ -318,7 +335,7 @@ def test_every_aws_operation_in_the_product_is_evaluated() -> None:
     assert not missing, (
         f"AWS operations called by airflow_ecs_executor but not evaluated against the policies: {missing}"
     )
-    evaluated = {c.action for c in SCHEDULER_CALLS + API_SERVER_CALLS + TASK_ROLE_CALLS}
+    evaluated = {c.action for c in SCHEDULER_CALLS + API_SERVER_CALLS + TASK_ROLE_CALLS + EVENTS_CALLS}
     for operation in found:
         for action in _ACTIONS_OF_OPERATIONS[operation]:
             assert action in evaluated, (operation, action)
@@ -379,3 +396,22 @@ def test_the_key_policy_denies_decrypt_to_everyone_but_the_task_role() -> None:
     task_role = s.resolve({"Fn::GetAtt": ["TaskRole", "Arn"]})
     assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": task_role}}
     assert s.output("WorkloadKmsKey") == WORKLOAD_KEY
+
+
+@pytest.mark.parametrize("call", EVENTS_CALLS, ids=str)
+def test_scheduler_events_policy_allows_what_the_events_feed_and_check_call(call: Call) -> None:
+    assert allowed([policy_of(stack(), "SchedulerTaskEventsPolicy")], call)
+
+
+def test_scheduler_events_policy_denies_other_queues() -> None:
+    other = Call("sqs:ReceiveMessage", f"arn:aws:sqs:{REGION}:{ACCOUNT}:someone-elses-queue")
+    assert not allowed([policy_of(stack(), "SchedulerTaskEventsPolicy")], other)
+
+
+def test_only_the_rule_may_send_to_the_events_queues() -> None:
+    s = stack(TaskEventQueues="2")
+    (statement,) = s.properties("TaskEventsQueuePolicy")["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": EVENTS_RULE}}
+    assert len(statement["Resource"]) == 2

@@ -12,7 +12,6 @@ import json
 import re
 from pathlib import Path
 
-import boto3
 import pytest
 
 from devstack.stack import CLUSTER, Stack
@@ -68,13 +67,7 @@ def test_kms_keeps_the_sealed_workload_bound_to_its_launch(stack: Stack) -> None
     task = next(t for t in _describe_all(stack) if t["overrides"]["containerOverrides"][0].get("command"))  # type: ignore[index]
     command = task["overrides"]["containerOverrides"][0]["command"]  # type: ignore[index]
     context = {**json.loads(command[4]), "ecs-executor:attempt": "99"}
-    kms = boto3.client(
-        "kms",
-        endpoint_url=stack.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
+    kms = stack.aws("kms")
     blob = base64.urlsafe_b64decode(command[5] + "=" * (-len(command[5]) % 4))
     with pytest.raises(kms.exceptions.InvalidCiphertextException):
         kms.decrypt(CiphertextBlob=blob, EncryptionContext=context)

@@ -411,3 +411,118 @@ def test_a_workload_that_could_not_be_opened_is_a_start_failure(seen_running: bo
     assert core.Launch(2, new_request=True, pace=core.Pace.RELAUNCH, step=1) in actions
     assert not any(isinstance(a, core.Report) for a in actions)
     assert "could not open the sealed workload" in (rec.reason or "")
+
+
+# ---------------------------------------------------------------------------------------------- ECS events
+# ECS Task State Change events arrive at least once and in any order (AWS_FACTS: Events); the task's
+# ``version`` orders them. Here one real task walks its lifecycle while its events are duplicated,
+# reordered, dropped and mixed with DescribeTasks polls.
+WALK = ("PROVISIONING", "PENDING", "ACTIVATING", "RUNNING", "DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED")
+
+
+def test_a_duplicate_event_is_ignored() -> None:
+    rec, _ = step(accepted(), core.Started(1, obs(ARN + "a", "PENDING", version=2)))
+    rec, _ = step(rec, core.Observed(obs(ARN + "a", "RUNNING", started=True, version=3)))
+    same, actions = step(rec, core.Observed(obs(ARN + "a", "RUNNING", started=True, version=3)))
+    assert same == rec and kinds(actions) == []
+
+
+def test_an_event_older_than_the_last_applied_is_ignored_even_if_it_says_more() -> None:
+    """A late PENDING event after RUNNING was applied: the record stays RUNNING."""
+    rec, _ = step(accepted(), core.Started(1, obs(ARN + "a", "PROVISIONING", version=1)))
+    rec, _ = step(rec, core.Observed(obs(ARN + "a", "RUNNING", started=True, version=4)))
+    same, _ = step(rec, core.Observed(obs(ARN + "a", "PENDING", version=2)))
+    assert same == rec and same.phase is Phase.RUNNING and same.version == 4
+
+
+def test_an_unchanged_task_seen_again_after_missing_is_known_again() -> None:
+    rec, _ = step(accepted(), core.Started(1, obs(ARN + "a", "RUNNING", started=True, version=3)))
+    rec, _ = step(rec, core.Missing(ARN + "a"), now=1.0)
+    rec, _ = step(rec, core.Observed(obs(ARN + "a", "RUNNING", started=True, version=3)), now=2.0)
+    assert rec.missing_since is None
+
+
+class EventsOfOneTask(RuleBasedStateMachine):
+    """One ECS task's true walk; its events are delivered duplicated, reordered or not at all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rec, _ = core.accept("q", "w", cluster="airflow", container="base", now=0.0, policy=POLICY)
+        self.step = 0  # index into WALK of the task's true status
+        self.exit_code = 0
+        self.pending: list[TaskObservation] = []  # events published and not yet delivered
+        self.applied_max = 0
+        self.reports: list[core.Report] = []
+
+    def _truth(self) -> TaskObservation:
+        status = WALK[self.step]
+        ran = self.step >= WALK.index("RUNNING")
+        exited = self.step >= WALK.index("STOPPING")
+        return obs(
+            ARN + "t",
+            status,
+            started=ran,
+            exit_code=self.exit_code if exited else None,
+            stop_code="EssentialContainerExited" if exited else None,
+            version=self.step + 1,
+        )
+
+    def _apply(self, event: core.Event) -> None:
+        rec, actions = core.decide(self.rec, event, 1.0, POLICY)
+        for action in actions:
+            if isinstance(action, core.Log):
+                assert not action.message.startswith("BUG"), action.message
+            assert not isinstance(action, core.Launch), "an event of a started task never relaunches it"
+            if isinstance(action, core.Report):
+                self.reports.append(action)
+        assert rec.version >= self.rec.version, "a record's version never goes back"
+        self.rec = rec
+
+    @initialize(exit_code=st.sampled_from([0, 1]))
+    def launched(self, exit_code: int) -> None:
+        self.exit_code = exit_code
+        self._apply(core.Started(1, self._truth()))
+
+    @precondition(lambda self: self.step < len(WALK) - 1)
+    @rule()
+    def ecs_moves(self) -> None:
+        self.step += 1
+        self.pending.append(self._truth())
+
+    @precondition(lambda self: bool(self.pending))
+    @rule(data=st.data(), keep=st.booleans())
+    def event_delivered(self, data: st.DataObject, keep: bool) -> None:
+        """Any pending event, in any order; ``keep``: delivered again later (at least once)."""
+        i = data.draw(st.integers(0, len(self.pending) - 1))
+        event = self.pending[i] if keep else self.pending.pop(i)
+        self._apply(core.Observed(event))
+
+    @precondition(lambda self: bool(self.pending))
+    @rule(data=st.data())
+    def event_dropped(self, data: st.DataObject) -> None:
+        self.pending.pop(data.draw(st.integers(0, len(self.pending) - 1)))
+
+    @rule()
+    def reconciled(self) -> None:
+        self._apply(core.Observed(self._truth()))
+
+    @invariant()
+    def reported_once_and_truly(self) -> None:
+        assert len(self.reports) <= 1
+        if self.reports:
+            assert self.reports[0].success is (self.exit_code == 0)
+        if self.rec.started:
+            assert self.step >= WALK.index("RUNNING"), "started only once ECS said so"
+
+    def teardown(self) -> None:
+        """Every event lost after the last one applied: a reconciliation still ends the record truly."""
+        self.step = len(WALK) - 1
+        self._apply(core.Observed(self._truth()))
+        assert self.rec.done and len(self.reports) == 1
+        assert self.reports[0].success is (self.exit_code == 0)
+
+
+EventsOfOneTask.TestCase.settings = settings(
+    max_examples=200, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+TestEventsOfOneTask = EventsOfOneTask.TestCase

@@ -26,13 +26,7 @@ def _sealing_items(env: dict[str, str], **overrides: str) -> list[Item]:
 def test_check_reports_the_sealing_key_and_the_task_role(
     ecs_setup: Any, executor_env: dict[str, str], emulator: Emulator
 ) -> None:
-    kms = boto3.client(
-        "kms",
-        endpoint_url=emulator.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="t",
-        aws_secret_access_key="t",
-    )
+    kms = boto3.client("kms", **emulator.client_kwargs())
     key = kms.create_key()["KeyMetadata"]["KeyId"]
     items = _sealing_items(executor_env, workload_delivery="sealed", workload_kms_key=key)
     assert items[0].status == "ok" and "kms:GenerateDataKey" in items[0].what

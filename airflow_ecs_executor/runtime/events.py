@@ -1,0 +1,214 @@
+"""Tracking by ECS events: an SQS consumer thread, and the slow reconciliation that keeps it honest.
+
+``EventFeed`` runs two supervised threads: a receiver that long-polls the queue (batches of 10) and
+hands each batch to the scheduler thread through a queue (``drain``), and a deleter that deletes the
+messages the scheduler thread has applied (``ack``). A message is deleted only after ``sync()``
+applied its event; one never acknowledged comes back after the queue's visibility timeout and is
+applied again, harmlessly (``decide`` ignores a version it has already seen).
+
+When the queue fails (AccessDenied, a queue that does not exist, throttling, the network) the feed
+reports ``FeedDown`` once, keeps trying with backoff, and reports ``FeedUp`` when a receive works
+again; meanwhile the executor tracks by polling, as without events.
+
+``Reconciler`` decides, on the scheduler thread, which tasks to describe while events flow: every
+task at least once per ``interval`` (events that were dropped, a rule that matches nothing), and a
+task between two states (not RUNNING) that has been silent for ``silence`` seconds sooner.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from airflow_ecs_executor.aws.client import AwsCallError
+from airflow_ecs_executor.aws.events import EventMessage, EventQueue
+from airflow_ecs_executor.core.backoff import Backoff
+from airflow_ecs_executor.runtime.workers import RESTART_PAUSE, WorkerRestarted
+
+_log = logging.getLogger(__name__)
+RETRY: Final = Backoff(base=2.0, cap=60.0)  # between receives while the queue fails
+# A task in one of these statuses may stay so for hours without an event: only the sweep looks at it.
+QUIET_STATUSES: Final = frozenset({"RUNNING"})
+
+
+@dataclass(frozen=True)
+class EventsReceived:
+    """One ReceiveMessage batch."""
+
+    messages: Sequence[EventMessage]
+
+
+@dataclass(frozen=True)
+class FeedDown:
+    """The queue cannot be read: tracking falls back to polling until ``FeedUp``."""
+
+    error: str
+
+
+@dataclass(frozen=True)
+class FeedUp:
+    """The queue can be read again (or for the first time)."""
+
+
+FeedResult = EventsReceived | FeedDown | FeedUp | WorkerRestarted
+
+
+class EventFeed:
+    """The receiver and deleter threads of one SQS queue."""
+
+    def __init__(
+        self,
+        events: EventQueue,
+        *,
+        wait_seconds: float = 20.0,
+        retry: Backoff = RETRY,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._events = events
+        self._wait = wait_seconds
+        self._retry = retry
+        self._rng = rng or random.Random()
+        self._results: queue.SimpleQueue[FeedResult] = queue.SimpleQueue()
+        self._acks: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._closed = threading.Event()
+        self._failures = 0
+        self.healthy = False  # set by the scheduler thread from FeedUp / FeedDown
+        self._loops: dict[str, Callable[[], None]] = {
+            "ecs-executor-events": self._receive_loop,
+            "ecs-executor-events-delete": self._delete_loop,
+        }
+        self._threads: dict[str, threading.Thread] = {}
+        for name in self._loops:
+            self._start_thread(name)
+
+    # -- supervision (as Workers) -------------------------------------------------------------
+    def _start_thread(self, name: str) -> None:
+        thread = threading.Thread(target=self._supervised, args=(name,), name=name, daemon=True)
+        self._threads[name] = thread
+        thread.start()
+
+    def _supervised(self, name: str) -> None:
+        while not self._closed.is_set():
+            try:
+                self._loops[name]()
+                return
+            except Exception as exc:
+                _log.exception("%s failed; starting it again in %.0f s", name, RESTART_PAUSE)
+                self._results.put(WorkerRestarted(name, f"{type(exc).__name__}: {exc}"))
+                self._closed.wait(RESTART_PAUSE)
+
+    def ensure_alive(self) -> list[str]:
+        if self._closed.is_set():
+            return []
+        dead = [name for name, thread in self._threads.items() if not thread.is_alive()]
+        for name in dead:
+            _log.error("%s is not running; starting it again", name)
+            self._results.put(WorkerRestarted(name, "the thread had stopped"))
+            self._start_thread(name)
+        return dead
+
+    # -- the scheduler thread's side ----------------------------------------------------------
+    def drain(self, limit: int = 1_000) -> list[FeedResult]:
+        out: list[FeedResult] = []
+        while len(out) < limit:
+            try:
+                out.append(self._results.get_nowait())
+            except queue.Empty:
+                break
+        return out
+
+    def ack(self, receipts: Sequence[str]) -> None:
+        """These messages' events were applied: delete them."""
+        for receipt in receipts:
+            self._acks.put(receipt)
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._closed.set()
+        self._acks.put("")  # wakes the deleter
+        deadline = time.monotonic() + timeout
+        for thread in self._threads.values():
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+    # -- threads ------------------------------------------------------------------------------
+    def _receive_loop(self) -> None:
+        up = False
+        while not self._closed.is_set():
+            try:
+                # While down (or at start) a short receive, so a working queue is known at once.
+                messages = self._events.receive(self._wait if up else 0)
+            except AwsCallError as exc:
+                self._failures += 1
+                if up or self._failures == 1:
+                    self._results.put(FeedDown(f"{exc.code}: {exc.message}"))
+                up = False
+                self._closed.wait(self._retry.delay(self._failures, self._rng) + 0.5)
+                continue
+            self._failures = 0
+            if not up:
+                up = True
+                self._results.put(FeedUp())
+            if messages:
+                self._results.put(EventsReceived(messages))
+
+    def _delete_loop(self) -> None:
+        while not self._closed.is_set():
+            receipts = [self._acks.get()]
+            while len(receipts) < 100:
+                try:
+                    receipts.append(self._acks.get_nowait())
+                except queue.Empty:
+                    break
+            receipts = [r for r in receipts if r]
+            if not receipts:
+                continue
+            try:
+                failed = self._events.delete(receipts)
+            except AwsCallError as exc:
+                # Not deleted: the messages come back after the visibility timeout and are applied
+                # again without effect. The receiver reports a queue that stays broken.
+                _log.warning("deleting %d event message(s) failed (%s); they will be seen again", len(receipts), exc)
+                continue
+            if failed:
+                _log.warning("SQS did not delete %d event message(s); they will be seen again", len(failed))
+
+
+class Reconciler:
+    """Which watched tasks to describe now, while events are the main source of news."""
+
+    def __init__(self, interval: float, silence: float) -> None:
+        self.interval = interval
+        self.silence = silence
+        self._heard: dict[str, tuple[float, str | None]] = {}  # ARN -> (last news or describe asked, status)
+
+    def heard(self, arn: str, status: str | None, now: float) -> None:
+        """An event or a DescribeTasks answer told us where the task stands."""
+        self._heard[arn] = (now, status)
+
+    def ask(self, arn: str) -> None:
+        """Describe this task at the next round: an adopted task, whose past events went elsewhere."""
+        self._heard[arn] = (float("-inf"), None)
+
+    def due(self, watch: Mapping[str, set[str]], now: float) -> dict[str, list[str]]:
+        """Per cluster, the ARNs to describe now; each is counted as asked, so it is not asked again at once."""
+        out: dict[str, list[str]] = {}
+        live: set[str] = set()
+        for cluster, arns in watch.items():
+            for arn in arns:
+                live.add(arn)
+                when, status = self._heard.get(arn) or (None, None)
+                if when is None:
+                    self._heard[arn] = (now, None)  # first seen here: the launch result told us
+                    continue
+                quiet = status in QUIET_STATUSES
+                if now - when >= self.interval or (not quiet and now - when >= self.silence):
+                    out.setdefault(cluster, []).append(arn)
+                    self._heard[arn] = (now, status)
+        if len(self._heard) > 2 * len(live) + 100:
+            self._heard = {arn: v for arn, v in self._heard.items() if arn in live}
+        return out

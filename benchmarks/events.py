@@ -1,0 +1,210 @@
+"""Tracking cost and stop latency: ours with ECS events, ours polling, and upstream, in one run.
+
+``python -m benchmarks.events`` (also run by ``make bench`` through ``benchmarks.compare``) starts
+``--tasks`` workloads of ``--task-seconds`` each, all running at once, against a fresh emulator per
+executor (``aws`` profile, simulated runner), driven by ``benchmarks.drive`` as Airflow's scheduler
+drives them. It measures:
+
+- ECS read calls (DescribeTasks, DescribeClusters, ListTasks) per task-hour of running: the cost
+  that grows with tasks x time and draws from the account's shared cluster-read bucket;
+- the time from a task's ``stoppedAt`` (ECS's STOPPED) to its final state in the executor's event
+  buffer, p50 and p99 (negative when the executor reported the container's exit before ECS reached
+  STOPPED);
+- throttled read calls, failed, lost and duplicated workloads.
+
+For "ours with events" the emulator holds an EventBridge rule for the cluster's task state changes
+and an SQS queue as its target (what deploy/cloudformation.yaml creates); the executor reads it.
+Results go to ``benchmarks/results/events.json`` and ``events.md``. It asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks.compare import RESULTS, git_commit, pct, prepare, workload_of
+from ecs_emulator import Emulator
+from ecs_emulator.runners import SIM_DURATION_ENV
+
+VARIANTS = ("ours-events", "ours-polling", "upstream")
+READ_APIS = ("DescribeTasks", "DescribeClusters", "ListTasks")
+QUEUE = "bench-task-events"
+
+
+def _client(emulator: Emulator, service: str) -> Any:
+    import boto3
+
+    return boto3.client(service, **emulator.client_kwargs())
+
+
+def events_queue(emulator: Emulator) -> str:
+    """The rule and queue deploy/cloudformation.yaml creates, in the emulator's moto."""
+    sqs, events, ecs = (_client(emulator, s) for s in ("sqs", "events", "ecs"))
+    url = str(sqs.create_queue(QueueName=QUEUE)["QueueUrl"])
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    cluster = ecs.describe_clusters(clusters=["bench"])["clusters"][0]["clusterArn"]
+    pattern = {"source": ["aws.ecs"], "detail-type": ["ECS Task State Change"], "detail": {"clusterArn": [cluster]}}
+    events.put_rule(Name=QUEUE, EventPattern=json.dumps(pattern), State="ENABLED")
+    events.put_targets(Rule=QUEUE, Targets=[{"Id": "scheduler", "Arn": arn}])
+    return url
+
+
+def run_variant(variant: str, n: int, task_seconds: float, heartbeat_interval: float) -> dict[str, Any]:
+    with Emulator("aws", runner="simulated") as emulator:
+        prepare(emulator)
+        env = {**os.environ, "PYTHONWARNINGS": "ignore", "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
+        if variant == "ours-events":
+            env["AIRFLOW__ECS_EXECUTOR__TASK_EVENTS_QUEUE_URL"] = events_queue(emulator)
+        ecs = _client(emulator, "ecs")
+        ecs.register_task_definition(  # the same bench-task, with this run's task duration
+            family="bench-task",
+            networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"],
+            cpu="256",
+            memory="512",
+            containerDefinitions=[
+                {
+                    "name": "base",
+                    "image": "apache/airflow:3",
+                    "essential": True,
+                    "environment": [{"name": SIM_DURATION_ENV, "value": f"{task_seconds:g}"}],
+                }
+            ],
+        )
+        emulator.reset_counters()
+        spec = {
+            "executor": "upstream" if variant == "upstream" else "ours",
+            "scenario": f"tracking-{n}",
+            "n": n,
+            "arrivals": [0.0] * n,
+            "deadline": task_seconds + 300 + n * 0.2,
+            "heartbeat_interval": heartbeat_interval,
+            "endpoint": emulator.endpoint_url,
+        }
+        with tempfile.TemporaryDirectory() as tmp:
+            spec_path, out_path = Path(tmp, "spec.json"), Path(tmp, "out.json")
+            spec_path.write_text(json.dumps(spec))
+            done = subprocess.run(
+                [sys.executable, "-m", "benchmarks.drive", str(spec_path), str(out_path)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                check=False,
+            )
+            if done.returncode != 0 or not out_path.exists():
+                reason = (done.stderr.strip().splitlines() or ["no output"])[-1][:300]
+                return {"variant": variant, "n": n, "error": reason}
+            seen = json.loads(out_path.read_text())
+        return summarise(variant, seen, emulator.tasks(with_overrides=True), emulator.counters(), n)
+
+
+def summarise(
+    variant: str, seen: dict[str, Any], tasks: list[dict[str, Any]], counters: dict[str, Any], n: int
+) -> dict[str, Any]:
+    api = counters.get("api", {})
+    reads = sum(api.get(name, {}).get("calls", 0) for name in READ_APIS)
+    throttled = sum(api.get(name, {}).get("throttled", 0) for name in READ_APIS)
+    # Task-hours: from each task's start to its stop (or to the end of the run).
+    end = seen["t0"] + seen["elapsed"]
+    task_seconds = sum((t.get("stoppedAt") or end) - t["startedAt"] for t in tasks if t.get("startedAt"))
+    stopped_by_workload = {workload_of(t): t["stoppedAt"] for t in tasks if t.get("stoppedAt")}
+    to_buffer = [f["at"] - stopped_by_workload[wid] for wid, f in seen["final"].items() if wid in stopped_by_workload]
+    finals = [f["state"] for f in seen["final"].values()]
+    started: dict[str | None, int] = {}
+    for t in tasks:
+        if t.get("startedAt"):
+            wid = workload_of(t)
+            started[wid] = started.get(wid, 0) + 1
+    return {
+        "variant": variant,
+        "n": n,
+        "task_hours": round(task_seconds / 3600, 3),
+        "read_calls": reads,
+        "read_calls_per_task_hour": round(reads / (task_seconds / 3600), 2) if task_seconds else None,
+        "describe_tasks_calls": api.get("DescribeTasks", {}).get("calls", 0),
+        "throttled_read_calls": throttled,
+        "stopped_to_buffer_p50_s": pct(to_buffer, 0.5),
+        "stopped_to_buffer_p99_s": pct(to_buffer, 0.99),
+        "succeeded": finals.count("success"),
+        "failed": finals.count("failed"),
+        "lost": n - len(seen["final"]),
+        "duplicated": sum(1 for c in started.values() if c > 1),
+        "events_published": counters.get("ecs", {}).get("events.published", 0),
+        "elapsed_s": round(seen["elapsed"], 1),
+    }
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    meta = report["meta"]
+    lines = [
+        f"Run {meta['date']} (commit {meta['commit'][:10]}): {meta['tasks']} tasks of {meta['task_seconds']:g} s "
+        f"running at once, emulator profile `aws`, simulated runner, heartbeat every {meta['heartbeat_interval']:g} s.",
+        "",
+        "| executor | read calls | per task-hour | throttled | STOPPED→event buffer p50 / p99 (s) "
+        "| succeeded | failed | lost | duplicated |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in report["rows"]:
+        if "error" in row:
+            lines.append(f"| {row['variant']} | did not run: {row['error']} |" + " |" * 7)
+            continue
+        lines.append(
+            f"| {row['variant']} | {row['read_calls']} | {fmt(row['read_calls_per_task_hour'])} "
+            f"| {row['throttled_read_calls']} "
+            f"| {fmt(row['stopped_to_buffer_p50_s'])} / {fmt(row['stopped_to_buffer_p99_s'])} "
+            f"| {row['succeeded']} | {row['failed']} | {row['lost']} | {row['duplicated']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def run(tasks: int, task_seconds: float, heartbeat_interval: float = 1.0, out: Path | None = RESULTS) -> dict[str, Any]:
+    rows = []
+    for variant in VARIANTS:
+        print(f"==> tracking {tasks} tasks of {task_seconds:g} s: {variant}", flush=True)
+        rows.append(run_variant(variant, tasks, task_seconds, heartbeat_interval))
+        print(f"    {rows[-1]}", flush=True)
+    report = {
+        "meta": {
+            "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+            "commit": git_commit(),
+            "tasks": tasks,
+            "task_seconds": task_seconds,
+            "heartbeat_interval": heartbeat_interval,
+        },
+        "rows": rows,
+    }
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "events.json").write_text(json.dumps(report, indent=1))
+        (out / "events.md").write_text(markdown(report))
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=5000)
+    parser.add_argument("--task-seconds", type=float, default=600.0)
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    report = run(args.tasks, args.task_seconds)
+    print(markdown(report))
+    print(f"wrote {RESULTS}/events.json, events.md in {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
