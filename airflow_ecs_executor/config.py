@@ -118,8 +118,23 @@ class ExecutorConfig(BaseModel):
     run_task_kwargs: Annotated[dict[str, Any], BeforeValidator(_json_value)] = Field(
         default_factory=dict, description="JSON object merged last into every RunTask request."
     )
-    launch_rate: float = Field(DEFAULT_LAUNCH_RATE, gt=0, description="RunTask calls per second at most.")
-    launch_concurrency: int = Field(8, ge=1, le=64, description="RunTask calls under way at once.")
+    launch_rate: float = Field(
+        DEFAULT_LAUNCH_RATE,
+        gt=0,
+        description=(
+            "RunTask calls per second at most. The launcher starts at this rate, cuts it when AWS throttles "
+            "(other schedulers or ECS users share the account's quota) and climbs back while calls succeed."
+        ),
+    )
+    launch_concurrency: int = Field(
+        64,
+        ge=1,
+        le=64,
+        description=(
+            "RunTask calls under way at once, at most. Within it the launcher keeps about twice "
+            "(rate x measured RunTask latency) calls in flight, at least 4."
+        ),
+    )
     max_launch_attempts: int = Field(
         5, ge=1, description="Launch attempts per workload (capacity shortfalls, tasks that fail to start)."
     )
