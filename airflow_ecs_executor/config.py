@@ -19,7 +19,8 @@ from airflow_ecs_executor.aws.session import run_task_parameters
 SECTION = "ecs_executor"
 # Fargate: "20 calls per second" for RunTask, burst and sustained (AWS_FACTS.md, AWS Fargate throttling quotas).
 DEFAULT_LAUNCH_RATE = 20.0
-DEFAULT_ALLOWLIST = ("cpu", "memory", "environment", "gpu", "ephemeral_storage", "tags")
+# "spot" (Fargate Spot fallbacks) only chooses between Spot and on-demand for a strategy the administrator set.
+DEFAULT_ALLOWLIST = ("cpu", "memory", "environment", "gpu", "ephemeral_storage", "tags", "spot")
 # Keys that decide where and as whom a task runs: an administrator's choice, never a DAG author's
 # unless the allowlist names them explicitly.
 PRIVILEGED_KEYS = (
@@ -148,6 +149,25 @@ class ExecutorConfig(BaseModel):
         2.0,
         ge=0.1,
         description="Seconds between DescribeTasks rounds over the running tasks (100 per call).",
+    )
+    # -- Fargate Spot (see docs/setup.md, "Running on Fargate Spot")
+    spot_fallback_after: float = Field(
+        60.0,
+        ge=0,
+        description=(
+            "Seconds a launch on a strategy that includes FARGATE_SPOT may meet Fargate Spot capacity "
+            "shortfalls (tried again on Spot meanwhile) before the same try is launched on on-demand "
+            "capacity (FARGATE). 0: fall back at the first shortfall. Per task: "
+            'executor_config={"spot": {"fallback_after": 120}} where the allowlist has "spot".'
+        ),
+    )
+    on_demand_after_interruption: bool = Field(
+        True,
+        description=(
+            "After a Spot interruption (the try fails; Airflow's retries apply) the task instance's next "
+            "try runs on on-demand capacity. Remembered by the scheduler that saw the interruption, until "
+            'it restarts. Per task: executor_config={"spot": {"on_demand_after_interruption": false}}.'
+        ),
     )
     check_health_on_startup: bool = Field(True, description="Check credentials, cluster and task definition at start.")
     queue_profiles: Annotated[dict[str, QueueProfile], BeforeValidator(_json_value)] = Field(
