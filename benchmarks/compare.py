@@ -400,7 +400,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, about two minutes")
     parser.add_argument("--scenarios", nargs="*", help="scenario names to run (default: all)")
     parser.add_argument("--profile", default="aws")
+    parser.add_argument("--pacing", action="store_true", help="run the launch pacing benchmark (benchmarks/pacing.py)")
     args = parser.parse_args()
+    if args.pacing:
+        from benchmarks import pacing
+
+        pacing.main(["--quick"] if args.quick else [])
+        return
     selected = [s for s in scenarios(args.quick) if not args.scenarios or s.name in args.scenarios]
     started = time.monotonic()
     report = run(selected, profile=args.profile)
