@@ -20,7 +20,8 @@ from airflow_ecs_executor.aws.session import run_task_parameters
 SECTION = "ecs_executor"
 # Fargate: "20 calls per second" for RunTask, burst and sustained (AWS_FACTS.md, AWS Fargate throttling quotas).
 DEFAULT_LAUNCH_RATE = 20.0
-DEFAULT_ALLOWLIST = ("cpu", "memory", "environment", "gpu", "ephemeral_storage", "tags")
+# "spot" (Fargate Spot fallbacks) only chooses between Spot and on-demand for a strategy the administrator set.
+DEFAULT_ALLOWLIST = ("cpu", "memory", "environment", "gpu", "ephemeral_storage", "tags", "spot")
 # Keys that decide where and as whom a task runs: an administrator's choice, never a DAG author's
 # unless the allowlist names them explicitly.
 PRIVILEGED_KEYS = (
@@ -160,8 +161,23 @@ class ExecutorConfig(BaseModel):
     run_task_kwargs: Annotated[dict[str, Any], BeforeValidator(_json_value)] = Field(
         default_factory=dict, description="JSON object merged last into every RunTask request."
     )
-    launch_rate: float = Field(DEFAULT_LAUNCH_RATE, gt=0, description="RunTask calls per second at most.")
-    launch_concurrency: int = Field(8, ge=1, le=64, description="RunTask calls under way at once.")
+    launch_rate: float = Field(
+        DEFAULT_LAUNCH_RATE,
+        gt=0,
+        description=(
+            "RunTask calls per second at most. The launcher starts at this rate, cuts it when AWS throttles "
+            "(other schedulers or ECS users share the account's quota) and climbs back while calls succeed."
+        ),
+    )
+    launch_concurrency: int = Field(
+        64,
+        ge=1,
+        le=64,
+        description=(
+            "RunTask calls under way at once, at most. Within it the launcher keeps about twice "
+            "(rate x measured RunTask latency) calls in flight, at least 4."
+        ),
+    )
     max_launch_attempts: int = Field(
         5, ge=1, description="Launch attempts per workload (capacity shortfalls, tasks that fail to start)."
     )
@@ -196,6 +212,25 @@ class ExecutorConfig(BaseModel):
         description=(
             "With events: seconds a task between two states (not RUNNING) may go without an event "
             "before DescribeTasks looks at it."
+        ),
+    )
+    # -- Fargate Spot (see docs/setup.md, "Running on Fargate Spot")
+    spot_fallback_after: float = Field(
+        60.0,
+        ge=0,
+        description=(
+            "Seconds a launch on a strategy that includes FARGATE_SPOT may meet Fargate Spot capacity "
+            "shortfalls (tried again on Spot meanwhile) before the same try is launched on on-demand "
+            "capacity (FARGATE). 0: fall back at the first shortfall. Per task: "
+            'executor_config={"spot": {"fallback_after": 120}} where the allowlist has "spot".'
+        ),
+    )
+    on_demand_after_interruption: bool = Field(
+        True,
+        description=(
+            "After a Spot interruption (the try fails; Airflow's retries apply) the task instance's next "
+            "try runs on on-demand capacity. Remembered by the scheduler that saw the interruption, until "
+            'it restarts. Per task: executor_config={"spot": {"on_demand_after_interruption": false}}.'
         ),
     )
     check_health_on_startup: bool = Field(True, description="Check credentials, cluster and task definition at start.")

@@ -22,10 +22,11 @@ from airflow.executors import workloads
 from airflow.executors.base_executor import BaseExecutor
 
 from airflow_ecs_executor import cli, redaction
+from airflow_ecs_executor.aws import capacity
 from airflow_ecs_executor.aws.arns import parse_task_arn
 from airflow_ecs_executor.aws.client import EcsClient, Launched, PlacementFailed
 from airflow_ecs_executor.aws.events import EventQueue
-from airflow_ecs_executor.aws.requests import Sealer, WorkloadSpec, build_run_task, request_cluster
+from airflow_ecs_executor.aws.requests import RequestError, Sealer, WorkloadSpec, request_cluster
 from airflow_ecs_executor.aws.sealing import KmsSealer, PrefetchingSealer, launch_context
 from airflow_ecs_executor.aws.session import client_config, ecs_client_config
 from airflow_ecs_executor.check import connection_problems, refuse_quietly, startup_problems
@@ -182,6 +183,9 @@ class EcsExecutor(BaseExecutor):
         self._sealer: PrefetchingSealer | None = None  # set in start() unless workload_delivery = plain
         self._feed: task_events.EventFeed | None = None  # ECS events from SQS, when configured
         self._reconciler: task_events.Reconciler | None = None
+        # Task instances (without try) whose last try Spot interrupted: their next queueing runs on
+        # on-demand capacity. Kept in this scheduler's memory only: a restart forgets it (docs/setup.md).
+        self._on_demand_next: set[Any] = set()
 
     # ------------------------------------------------------------------ start and configuration
     def _section(self) -> dict[str, Any]:
@@ -288,9 +292,23 @@ class EcsExecutor(BaseExecutor):
             # cleared now, so a scheduler restart before this launch is recorded never adopts that task.
             self.running_state(key, None)
         now = self._clock()
+        try:
+            plan = capacity.spot_plan(cfg, ec)
+        except RequestError:  # the launch request reports it (and fails the task) on the launcher thread
+            plan = capacity.spot_plan(cfg, None)
+        # A Spot interruption of the previous try sends this one to on-demand capacity (if its plan says so).
         record, actions = core.accept(
-            spec.queueing, spec.workload_id, cluster=cluster, container=container, now=now, policy=self._policy
+            spec.queueing,
+            spec.workload_id,
+            cluster=cluster,
+            container=container,
+            now=now,
+            policy=self._policy,
+            spot=capacity.includes_spot(capacity.strategy_of(cfg, spec)),
+            plan=plan,
+            on_demand=ident in self._on_demand_next,
         )
+        self._on_demand_next.discard(ident)
         self._hold(_Held(key, ident, spec, priority, record), actions)
 
     def _hold(self, held: _Held, actions: Sequence[core.Action]) -> None:
@@ -356,6 +374,8 @@ class EcsExecutor(BaseExecutor):
                 Stats.incr(f"ecs_executor.{metric}")
             case core.Timing(metric=metric, milliseconds=ms):
                 Stats.timing(f"ecs_executor.{metric}", ms)
+            case core.OnDemandNextTry():
+                self._on_demand_next.add(held.ident)
             case core.WakeAt(at=at):
                 heapq.heappush(self._wakeups, (at, next(self._seq), rec.queueing))
             case core.Log(level=level, message=message):
@@ -374,10 +394,19 @@ class EcsExecutor(BaseExecutor):
                 context = launch_context(request_cluster(self._cfg, spec), spec.queueing, launch.attempt)
                 sealer = self._sealer.prefetch(spec.payload, context)
             held.request = LazyRequest(
-                functools.partial(build_run_task, self._cfg, spec, attempt=launch.attempt, sealer=sealer)
+                functools.partial(
+                    capacity.build_launch,
+                    self._cfg,
+                    spec,
+                    attempt=launch.attempt,
+                    on_demand=launch.on_demand,
+                    sealer=sealer,
+                )
             )
         backoff = {core.Pace.THROTTLED: self._throttle_backoff, core.Pace.NOW: None}.get(launch.pace, self._backoff)
         delay = backoff.delay(launch.step, self._rng) if backoff is not None else 0.0
+        if launch.within is not None:
+            delay = min(delay, max(0.0, launch.within))
         self._io.submit(held.record.queueing, launch.attempt, held.request, priority=held.priority, delay=delay)
 
     def _unwatch(self, queueing: str, cluster: str, arn: str) -> None:

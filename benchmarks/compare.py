@@ -398,7 +398,13 @@ def main() -> None:
     parser.add_argument("--profile", default="aws")
     parser.add_argument("--sealing", action="store_true", help="also measure sealed workloads (benchmarks/sealing.py)")
     parser.add_argument("--no-events", action="store_true", help="skip the tracking benchmark (benchmarks/events.py)")
+    parser.add_argument("--pacing", action="store_true", help="run the launch pacing benchmark (benchmarks/pacing.py)")
     args = parser.parse_args()
+    if args.pacing:
+        from benchmarks import pacing
+
+        pacing.main(["--quick"] if args.quick else [])
+        return
     if args.sealing:  # our executor alone: upstream has no sealing to compare with
         from benchmarks import sealing
 

@@ -299,10 +299,15 @@ class EcsService:
             for launch_type, provider in placements:
                 if launch_type == "EC2":
                     where = self.capacity.place(
-                        cluster, "EC2", reserve_cpu, reserve_memory, req.get("placementStrategy") or ()
+                        cluster,
+                        "EC2",
+                        reserve_cpu,
+                        reserve_memory,
+                        req.get("placementStrategy") or (),
+                        provider=provider,
                     )
                 else:
-                    where = self.capacity.place(cluster, "FARGATE", cpu or 0, memory or 0)
+                    where = self.capacity.place(cluster, "FARGATE", cpu or 0, memory or 0, provider=provider)
                 if where.failures:
                     failures += [f for f in where.failures if f not in failures]
                     self.counters["RunTask.capacity_failures"] += 1

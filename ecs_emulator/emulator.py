@@ -45,6 +45,7 @@ from ecs_emulator.throttle import TokenBucket
 from ecs_emulator.timeline import Timeline
 
 _log = logging.getLogger(__name__)
+PROVIDER_CAPACITY_ROUTE = "provider-capacity"
 
 
 class Emulator:
@@ -118,6 +119,7 @@ class Emulator:
             "AmazonEC2ContainerServiceV20141113": ("ecs", self.ecs.handlers),
             "Logs_20140328": ("logs", self.logs.handlers),
         }
+        self._init_provider_capacity()
         self._verifier = Verifier(region, self.keys.lookup)
         self._server = EmulatorHTTPServer(
             port, Dispatcher(self, services), self._control, self._other, self._task_credentials
@@ -307,6 +309,8 @@ class Emulator:
             if method == "POST" and route == "reset-counters":
                 self.reset_counters()
                 return json_reply(200, {"ok": True})
+            if route == PROVIDER_CAPACITY_ROUTE:
+                return self._provider_capacity_route(method, payload)
         except (TypeError, ValueError, KeyError) as exc:
             return json_reply(400, {"message": str(exc)})
         except AwsError as exc:
@@ -352,6 +356,34 @@ class Emulator:
             )
         self.count("task-credentials", "served")
         return json_reply(200, answer)
+
+    # -- capacity per provider (FARGATE, FARGATE_SPOT, EC2 providers) -------------------------------
+    def _init_provider_capacity(self) -> None:
+        for provider, max_tasks in self.profile.capacity.providers.items():
+            self.ecs.capacity.set_provider_limit(provider, max_tasks)
+
+    def set_provider_capacity(self, provider: str, max_tasks: int | None) -> None:
+        """Cap one capacity provider (e.g. FARGATE_SPOT) at ``max_tasks`` running tasks; None lifts the cap."""
+        self.ecs.capacity.set_provider_limit(provider, max_tasks)
+
+    def provider_capacity(self) -> dict[str, int]:
+        return dict(self.ecs.capacity.provider_limits)
+
+    def _provider_capacity_route(self, method: str, payload: dict[str, Any]) -> Reply:
+        """``POST provider-capacity {"provider": "FARGATE_SPOT", "max_tasks": 0}``; ``GET`` lists the caps."""
+        if method == "GET":
+            return json_reply(200, {"providers": self.provider_capacity()})
+        if method != "POST":
+            return json_reply(405, {"message": f"{method} is not allowed on {PROVIDER_CAPACITY_ROUTE}"})
+        provider, max_tasks = payload.get("provider"), payload.get("max_tasks")
+        if not isinstance(provider, str) or not provider:
+            return json_reply(
+                400, {"message": 'provider is required, e.g. {"provider": "FARGATE_SPOT", "max_tasks": 0}'}
+            )
+        if max_tasks is not None and (isinstance(max_tasks, bool) or not isinstance(max_tasks, int) or max_tasks < 0):
+            return json_reply(400, {"message": f"max_tasks must be an integer >= 0 or null, not {max_tasks!r}"})
+        self.set_provider_capacity(provider, max_tasks)
+        return json_reply(200, {"providers": self.provider_capacity()})
 
 
 def _protocol_of(service: str | None, method: str, path: str, headers: Mapping[str, str]) -> str:
@@ -465,6 +497,10 @@ class ControlClient:
     def counters(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", "counters")
         return result
+
+    def set_provider_capacity(self, provider: str, max_tasks: int | None) -> None:
+        """Cap one capacity provider (e.g. FARGATE_SPOT) at ``max_tasks`` running tasks; None lifts the cap."""
+        self._call("POST", PROVIDER_CAPACITY_ROUTE, {"provider": provider, "max_tasks": max_tasks})
 
     def reset_counters(self) -> None:
         self._call("POST", "reset-counters", {})

@@ -10,6 +10,13 @@ Instances were found in your cluster.``).
 Fargate capacity is the account's: unlimited unless a test caps it (``set_capacity``), when a task
 beyond the cap gets Fargate's "Capacity is unavailable" failure. The same cap applies to EC2 tasks
 (a shortfall without registering instances), answered as a RESOURCE failure of each instance.
+
+Each capacity provider may have its own cap as well (``provider_limits``: a profile's
+``[capacity.providers]`` or the control API's ``provider-capacity``): FARGATE and FARGATE_SPOT are
+separate pools, as on AWS, so a test can run out of Spot while on-demand Fargate still has room. A
+task beyond its provider's cap gets the same "Capacity is unavailable" failure (Fargate) or
+RESOURCE failures (an EC2 provider). ECS never moves a task to another provider of the strategy by
+itself: the strategy's weights pick the provider, then that provider has room or it does not.
 """
 
 from __future__ import annotations
@@ -97,6 +104,8 @@ class Capacity:
         self.max_vcpu = max_vcpu
         self._instances: dict[str, ContainerInstance] = {}  # by instance ID
         self._active: dict[str, int] = {}  # task ID -> CPU units, every task not yet STOPPED
+        self.provider_limits: dict[str, int] = {}  # capacity provider -> tasks it can run at once
+        self._providers: dict[str, str] = {}  # task ID -> its capacity provider, every task not yet STOPPED
 
     # -- container instances -------------------------------------------------------------------
     def register(
@@ -148,6 +157,11 @@ class Capacity:
             return "CPU"
         return None
 
+    def _provider_full(self, provider: str | None) -> bool:
+        """The capacity provider runs as many tasks as its cap allows."""
+        limit = self.provider_limits.get(provider) if provider else None
+        return limit is not None and sum(1 for p in self._providers.values() if p == provider) >= limit
+
     def place(
         self,
         cluster: Cluster,
@@ -155,16 +169,17 @@ class Capacity:
         cpu: int,
         memory: int,
         strategy: Sequence[Mapping[str, Any]] = (),
+        *,
+        provider: str | None = None,
     ) -> Placement:
         """Find room for one task; the caller then calls ``hold`` with the task."""
         if launch_type == "FARGATE":
-            return Placement(
-                failures=[{"arn": cluster.arn, "reason": FARGATE_CAPACITY}] if self._over_cap(cpu) else None
-            )
+            short = self._over_cap(cpu) or self._provider_full(provider)
+            return Placement(failures=[{"arn": cluster.arn, "reason": FARGATE_CAPACITY}] if short else None)
         candidates = self.instances(cluster, "ACTIVE")
         if not candidates:
             raise InvalidParameterException(NO_CONTAINER_INSTANCES)
-        capped = self._over_cap(cpu)
+        capped = self._over_cap(cpu) or ("MEMORY" if self._provider_full(provider) else None)
         if capped:
             return Placement(failures=[{"arn": i.arn, "reason": f"RESOURCE:{capped}"} for i in candidates])
         fitting = [i for i in candidates if i.cpu - i.used_cpu >= cpu and i.memory - i.used_memory >= memory]
@@ -190,6 +205,8 @@ class Capacity:
 
     def hold(self, task: Task, instance: ContainerInstance | None, cpu: int, memory: int) -> None:
         self._active[task.task_id] = task.cpu or cpu
+        if task.capacity_provider:
+            self._providers[task.task_id] = task.capacity_provider
         if instance is not None:
             task.container_instance = instance
             instance.used_cpu += cpu
@@ -207,6 +224,7 @@ class Capacity:
     def release(self, task: Task) -> None:
         """The task is STOPPED: its resources are free again."""
         self._active.pop(task.task_id, None)
+        self._providers.pop(task.task_id, None)
         instance = task.container_instance
         if instance is not None and task.reserved is not None:
             cpu, memory = task.reserved
@@ -220,3 +238,14 @@ class Capacity:
 
     def active_tasks(self) -> int:
         return len(self._active)
+
+    def set_provider_limit(self, provider: str, max_tasks: int | None) -> None:
+        """Cap one capacity provider at ``max_tasks`` running tasks; None lifts the cap."""
+        if max_tasks is not None and max_tasks < 0:
+            raise ValueError("max_tasks must be 0 or more, or null for no cap")
+        limits = dict(self.provider_limits)
+        if max_tasks is None:
+            limits.pop(provider, None)
+        else:
+            limits[provider] = max_tasks
+        self.provider_limits = limits  # one assignment: a RunTask under way sees the old or the new caps

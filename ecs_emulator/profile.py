@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError
 
 from ecs_emulator.errors import EmulatorConfigError
 
@@ -82,6 +82,10 @@ class Capacity(_Strict):
 
     max_tasks: int | None = Field(None, ge=0)
     max_vcpu: float | None = Field(None, ge=0)
+    providers: dict[str, NonNegativeInt] = Field(
+        default_factory=dict,
+        description="tasks each capacity provider (FARGATE, FARGATE_SPOT, an EC2 provider) runs at once, at most",
+    )
 
 
 class ContainerInstances(_Strict):

@@ -85,6 +85,7 @@ def parse_task(raw: Mapping[str, Any]) -> TaskObservation:
             if o.get("command")
         ),
         launch_attempt=launch_attempt_of(raw.get("startedBy")),
+        capacity_provider=raw.get("capacityProviderName"),
     )
 
 

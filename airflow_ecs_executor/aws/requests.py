@@ -124,6 +124,7 @@ def _check_executor_config(cfg: ExecutorConfig, given: Mapping[str, Any]) -> Non
         "execution_role_arn": ((str,), "an IAM role ARN"),
         "network": ((dict,), '{"subnets": [...], "security_groups": [...]}'),
         "capacity_provider_strategy": ((list,), '[{"capacityProvider": "FARGATE_SPOT", "weight": 1}]'),
+        "spot": ((dict,), '{"fallback_after": 60, "on_demand_after_interruption": true} (see aws.capacity)'),
     }
     for key, value in given.items():
         types, hint = checks[key]

@@ -37,6 +37,7 @@ class TaskObservation:
     # (container, command) of the RunTask overrides: the command holds the workload's JWT, so never in a repr
     commands: tuple[tuple[str, tuple[str, ...]], ...] = field(default=(), repr=False)
     launch_attempt: int | None = None  # our launch attempt, when the task's startedBy names it
+    capacity_provider: str | None = None  # capacityProviderName: FARGATE, FARGATE_SPOT, an EC2 provider
 
     def container(self, name: str) -> ContainerObservation | None:
         return next((c for c in self.containers if c.name == name), None)
@@ -210,3 +211,27 @@ def launch_error_kind(code: str, http_status: int | None = None) -> LaunchErrorK
     if code in TRANSIENT_CODES or (http_status is not None and http_status >= 500):
         return LaunchErrorKind.TRANSIENT
     return LaunchErrorKind.REJECTED
+
+
+# ---------------------------------------------------------------------------------------------- Fargate Spot
+SPOT_PROVIDER: Final = "FARGATE_SPOT"
+ON_DEMAND_PROVIDER: Final = "FARGATE"
+# What RunTask's failures[] (or a task's stoppedReason) says when Fargate has no capacity for the task:
+# "Capacity is unavailable at this time. Please try again later or in a different availability zone"
+# (AWS knowledge center, "ecs-fargate-runtask-capacity"). Fargate Spot shortfalls read the same.
+_CAPACITY_SHORTFALL: Final = ("Capacity is unavailable", "SpotCapacityUnavailable", "no Spot capacity")
+# Stop codes that mean Spot took the capacity back (TerminationNotice: the host is being reclaimed).
+SPOT_STOP_KINDS: Final = frozenset({"spot", "termination_notice"})
+
+
+def is_capacity_shortfall(reason: str | None) -> bool:
+    """Fargate (or Fargate Spot) had no capacity for the task: waiting or another capacity helps."""
+    return bool(reason) and any(mark.lower() in str(reason).lower() for mark in _CAPACITY_SHORTFALL)
+
+
+def is_spot_interruption(kind: str | None, capacity: str | None) -> bool:
+    """The task failed because Spot reclaimed its capacity (judged ``kind``, the provider it ran on)."""
+    if kind not in SPOT_STOP_KINDS:
+        return False
+    # SpotInterruption happens only on Spot; a termination notice counts when the task ran on Spot.
+    return capacity == SPOT_PROVIDER or (capacity is None and kind == "spot")

@@ -31,8 +31,17 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Final
 
-from airflow_ecs_executor.core.classify import NOT_OPENED_KIND, LaunchErrorKind, TaskObservation, Verdict, judge
-from airflow_ecs_executor.core.lifecycle import IllegalTransition, Phase, Record, advance
+from airflow_ecs_executor.core.classify import (
+    NOT_OPENED_KIND,
+    SPOT_PROVIDER,
+    LaunchErrorKind,
+    TaskObservation,
+    Verdict,
+    is_capacity_shortfall,
+    is_spot_interruption,
+    judge,
+)
+from airflow_ecs_executor.core.lifecycle import IllegalTransition, Phase, Record, SpotPlan, advance
 
 STOPPED: Final = "STOPPED"
 
@@ -140,6 +149,8 @@ class Launch:
     new_request: bool
     pace: Pace = Pace.NOW
     step: int = 0  # the backoff exponent
+    on_demand: bool = False  # on on-demand capacity: FARGATE_SPOT taken out of the strategy
+    within: float | None = None  # the backoff never waits longer than this many seconds
 
 
 @dataclass(frozen=True)
@@ -226,6 +237,11 @@ class WakeAt:
 
 
 @dataclass(frozen=True)
+class OnDemandNextTry:
+    """Spot interrupted this try: the task instance's next queueing runs on on-demand capacity."""
+
+
+@dataclass(frozen=True)
 class Log:
     """A line for the scheduler's log."""
 
@@ -246,17 +262,44 @@ Action = (
     | Count
     | Timing
     | WakeAt
+    | OnDemandNextTry
     | Log
 )
 Decision = tuple[Record, list[Action]]
 
 
 # ---------------------------------------------------------------------------------------------- entry points
-def accept(queueing: str, workload_id: str, *, cluster: str, container: str, now: float, policy: Policy) -> Decision:
-    """A new queueing: its record, and its first launch."""
+def accept(
+    queueing: str,
+    workload_id: str,
+    *,
+    cluster: str,
+    container: str,
+    now: float,
+    policy: Policy,
+    spot: bool = False,
+    plan: SpotPlan | None = None,
+    on_demand: bool = False,
+) -> Decision:
+    """A new queueing: its record, and its first launch.
+
+    ``spot``: its launch strategy includes Fargate Spot. ``on_demand``: the task instance's previous
+    try was interrupted on Spot and ``plan`` asks for on-demand capacity after an interruption.
+    """
+    plan = plan or SpotPlan()
+    on_demand = on_demand and plan.on_demand_after_interruption
     rec = Record(queueing, workload_id, cluster, container, accepted_at=now, changed_at=now)
-    rec = advance(rec, Phase.LAUNCHING, at=now, attempt=1)
-    return rec, [Launch(1, new_request=True), WakeAt(now + policy.launch_timeout)]
+    rec = advance(rec, Phase.LAUNCHING, at=now, attempt=1, spot=spot, plan=plan, on_demand=on_demand)
+    actions: list[Action] = [Launch(1, new_request=True, on_demand=on_demand), WakeAt(now + policy.launch_timeout)]
+    if on_demand:
+        text = "the previous try was interrupted on Fargate Spot: this try runs on on-demand capacity (FARGATE)"
+        actions += [
+            Count("spot_fallbacks"),
+            Count("spot_fallbacks.interruption"),
+            Note("ecs task on on-demand capacity", text),
+            Log(logging.INFO, f"{workload_id}: {text}"),
+        ]
+    return rec, actions
 
 
 def adopt(queueing: str, workload_id: str, *, arn: str, cluster: str, now: float, policy: Policy) -> Decision:
@@ -332,12 +375,25 @@ def _end(rec: Record, phase: Phase, now: float, reason: str | None, kind: str | 
     return rec, [*actions, Report(False, reason, kind), Count("failures"), Count(f"failures.{kind or 'other'}")]
 
 
-def _next_attempt(rec: Record, now: float, policy: Policy, reason: str, metric: str) -> Decision:
-    """A new launch attempt (new clientToken) after a failed placement or start, or give up."""
+def _next_attempt(
+    rec: Record,
+    now: float,
+    policy: Policy,
+    reason: str,
+    metric: str,
+    *,
+    pace: Pace = Pace.RELAUNCH,
+    within: float | None = None,
+) -> Decision:
+    """A new launch attempt (new clientToken) after a failed placement or start, or give up.
+
+    Attempts lost to a Fargate Spot shortfall (``spot_retries``) do not count against
+    max_launch_attempts: Spot's wait is bounded by the plan's ``fallback_after`` instead.
+    """
     if rec.started:  # judge never asks this of a started task; the guard keeps the promise regardless
         rec, ended = _end(rec, Phase.FAILED, now, reason, "failed_after_start")
         return rec, [Count(metric), *ended]
-    if rec.superseded or not rec.relaunchable or rec.attempt >= policy.max_launch_attempts:
+    if rec.superseded or not rec.relaunchable or rec.attempt - rec.spot_retries >= policy.max_launch_attempts:
         tail = " (adopted task: its workload cannot be launched again)" if not rec.relaunchable else ""
         reason = f"{reason}; gave up after {rec.attempt} launch attempt(s){tail}"
         rec, ended = _end(rec, Phase.FAILED, now, reason, "launch_attempts")
@@ -361,10 +417,11 @@ def _next_attempt(rec: Record, now: float, policy: Policy, reason: str, metric: 
         missing_since=None,
         resends=0,
         reason=reason,
+        capacity=None,
     )
     return rec, [
         *actions,
-        Launch(attempt, new_request=True, pace=Pace.RELAUNCH, step=attempt - 1),
+        Launch(attempt, new_request=True, pace=pace, step=attempt - 1, on_demand=rec.on_demand, within=within),
         Note("ecs task relaunched", reason),
         Log(logging.INFO, f"{rec.workload_id}: {reason}; launching again (attempt {attempt})"),
     ]
@@ -380,11 +437,16 @@ def _on_started(rec: Record, ev: Started, now: float, policy: Policy) -> Decisio
         stale = Log(logging.INFO, f"{rec.workload_id}: task {obs.arn} of a stale launch")
         return rec, [*orphan_launch(ev, rec.cluster), stale]
     rec = advance(rec, Phase.PROVISIONING, at=now, task_arn=obs.arn, resends=0, missing_since=None)
+    where = f" on {obs.capacity_provider}" if obs.capacity_provider else ""
     actions: list[Action] = [
         Watch(rec.cluster, obs.arn),
         Running(obs.arn),
-        Log(logging.INFO, f"ECS task launched for {rec.workload_id}: {obs.arn} (attempt {rec.attempt})"),
+        Log(logging.INFO, f"ECS task launched for {rec.workload_id}: {obs.arn}{where} (attempt {rec.attempt})"),
     ]
+    if obs.capacity_provider:
+        actions.append(Count(f"capacity.{obs.capacity_provider}"))
+        if rec.spot or rec.on_demand:  # where a Spot-minded task landed is worth a line in the UI
+            actions.append(Note("ecs task capacity", f"ECS task {obs.arn} runs on {obs.capacity_provider}"))
     rec, more = _on_observed(rec, Observed(obs), now, policy)
     return rec, actions + more
 
@@ -392,7 +454,34 @@ def _on_started(rec: Record, ev: Started, now: float, policy: Policy) -> Decisio
 def _on_not_placed(rec: Record, ev: NotPlaced, now: float, policy: Policy) -> Decision:
     if not _current_launch(rec, ev.attempt):
         return _ignored(rec, f"placement failure of attempt {ev.attempt}")
-    return _next_attempt(rec, now, policy, f"ECS could not place the task: {ev.reason}", "placement_failures")
+    reason = f"ECS could not place the task: {ev.reason}"
+    if _spot_short(rec, ev.reason):
+        return _spot_shortfall(rec, now, policy, reason, "placement_failures")
+    return _next_attempt(rec, now, policy, reason, "placement_failures")
+
+
+def _spot_short(rec: Record, reason: str | None) -> bool:
+    """A capacity shortfall of a launch that may have gone to Fargate Spot (and has not left it yet)."""
+    return rec.spot and not rec.on_demand and rec.capacity in (None, SPOT_PROVIDER) and is_capacity_shortfall(reason)
+
+
+def _spot_shortfall(rec: Record, now: float, policy: Policy, reason: str, metric: str) -> Decision:
+    """Fargate Spot had no capacity: try Spot again until ``fallback_after``, then on-demand; no try spent."""
+    since = rec.spot_short_since if rec.spot_short_since is not None else now
+    rec = replace(rec, spot_short_since=since, spot_retries=rec.spot_retries + 1)
+    waited = now - since
+    if waited < rec.plan.fallback_after:
+        # Spot again, but never later than the moment the fallback falls due.
+        return _next_attempt(rec, now, policy, reason, metric, within=since + rec.plan.fallback_after - now)
+    rec = replace(rec, on_demand=True)
+    text = (
+        f"Fargate Spot had no capacity for {waited:.0f} s ({reason}); "
+        "launching on on-demand capacity (FARGATE), the same try"
+    )
+    rec, actions = _next_attempt(rec, now, policy, text, metric, pace=Pace.NOW)
+    if rec.done:
+        return rec, actions
+    return rec, [Count("spot_fallbacks"), Count("spot_fallbacks.shortfall"), *actions]
 
 
 def _on_call_failed(rec: Record, ev: CallFailed, now: float, policy: Policy) -> Decision:
@@ -409,7 +498,7 @@ def _on_call_failed(rec: Record, ev: CallFailed, now: float, policy: Policy) -> 
     resends = rec.resends + 1
     rec = replace(rec, resends=resends, reason=text)
     pace = Pace.THROTTLED if ev.kind is LaunchErrorKind.THROTTLED else Pace.TRANSIENT
-    actions: list[Action] = [Launch(rec.attempt, new_request=False, pace=pace, step=resends)]
+    actions: list[Action] = [Launch(rec.attempt, new_request=False, pace=pace, step=resends, on_demand=rec.on_demand)]
     if ev.kind is LaunchErrorKind.THROTTLED:
         actions.append(Count("run_task_throttles"))
     elif ev.kind is LaunchErrorKind.CREDENTIALS and resends == 1:
@@ -447,6 +536,8 @@ def _on_observed(rec: Record, ev: Observed, now: float, policy: Policy) -> Decis
         changes["container"] = next((name for name, command in obs.commands if command), None)
     if obs.launch_attempt and obs.launch_attempt > rec.attempt:
         changes["attempt"] = obs.launch_attempt
+    if obs.capacity_provider:
+        changes["capacity"] = obs.capacity_provider
     started = rec.started or obs.started or obs.last_status == "RUNNING"
     if started and not rec.started:
         changes["started"] = True
@@ -464,9 +555,22 @@ def _on_observed(rec: Record, ev: Observed, now: float, policy: Policy) -> Decis
     if outcome.verdict is Verdict.SUCCEEDED:
         rec, more = _end(rec, Phase.SUCCEEDED, now, None, None)
     elif outcome.verdict is Verdict.RELAUNCH:
+        reason = outcome.reason or "the ECS task failed to start"
         if outcome.kind == NOT_OPENED_KIND:  # the container ran, Airflow's task did not: a start failure
             rec = replace(rec, started=False)
-        rec, more = _next_attempt(rec, now, policy, outcome.reason or "the ECS task failed to start", "failed_to_start")
+        if _spot_short(rec, obs.stopped_reason):
+            rec, more = _spot_shortfall(rec, now, policy, reason, "failed_to_start")
+        else:
+            rec, more = _next_attempt(rec, now, policy, reason, "failed_to_start")
+    elif is_spot_interruption(outcome.kind, rec.capacity):
+        # The container ran: the try is spent and Airflow's retries apply. The next try may avoid Spot.
+        reason = outcome.reason or "Spot interruption"
+        follow: list[Action] = [Count("spot_interruptions")]
+        if rec.plan.on_demand_after_interruption and not rec.superseded:
+            reason += "; the next try runs on on-demand capacity (FARGATE)"
+            follow.append(OnDemandNextTry())
+        rec, more = _end(rec, Phase.FAILED, now, reason, outcome.kind)
+        more = follow + more
     else:
         rec, more = _end(rec, Phase.FAILED, now, outcome.reason, outcome.kind)
     return rec, actions + more

@@ -50,6 +50,19 @@ class IllegalTransition(Exception):
 
 
 @dataclass(frozen=True)
+class SpotPlan:
+    """What a queueing does about Fargate Spot ([ecs_executor] options, overridable per task).
+
+    ``fallback_after``: seconds of Spot capacity shortfall after which the queueing is launched on
+    on-demand capacity instead. ``on_demand_after_interruption``: a try interrupted on Spot makes the
+    task instance's next try run on on-demand capacity.
+    """
+
+    fallback_after: float = 60.0
+    on_demand_after_interruption: bool = True
+
+
+@dataclass(frozen=True)
 class Record:
     """The executor's record of one queueing (one hand-over of a workload by Airflow's scheduler).
 
@@ -76,6 +89,16 @@ class Record:
     superseded: bool = False  # Airflow queued the same task instance again: never reported
     stop_requested: bool = False  # the executor asked ECS to stop this task
     adopted: bool = False
+    # Fargate Spot: the launch strategy includes FARGATE_SPOT (``spot``), what to do about it (``plan``),
+    # whether launches now go on on-demand capacity, since when Spot had no capacity, how many launch
+    # attempts Spot shortfalls took (not counted against max_launch_attempts), and the capacity
+    # provider the current ECS task runs on.
+    spot: bool = False
+    plan: SpotPlan = SpotPlan()
+    on_demand: bool = False
+    spot_short_since: float | None = None
+    spot_retries: int = 0
+    capacity: str | None = None
 
     @property
     def done(self) -> bool:

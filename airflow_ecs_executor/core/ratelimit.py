@@ -34,3 +34,122 @@ class TokenBucket:
         """AWS throttled us: spend the bucket so the next call waits at least ``seconds``."""
         self._refill(now)
         self._tokens = min(self._tokens, 1 - seconds * self.rate)
+
+
+# ---------------------------------------------------------------------------------------------- adaptive pacing
+# CUBIC's constants, as botocore's adaptive retry mode uses them (botocore/retries/adaptive.py):
+# a throttle cuts the rate to BETA of what it was; afterwards the rate climbs back along a cubic
+# curve that reaches the rate of the last cut after K = cbrt(w_max * (1 - BETA) / SCALE) seconds,
+# slowly near it, then probes beyond it.
+BETA = 0.7
+SCALE = 0.4
+
+
+class AdaptiveRate:
+    """A launch rate that follows AWS's throttling: CUBIC between ``min_rate`` and ``max_rate``.
+
+    It starts at ``max_rate`` (one scheduler alone gets the whole quota at once). ``throttled(now,
+    sent_at)`` cuts the rate once per congestion episode: a throttle of a call sent before the last
+    cut is the same episode and changes nothing, so a burst of throttled calls in flight cuts once.
+    Several schedulers (or other users of the account's RunTask quota) running this controller
+    against one quota converge to about equal shares, as TCP flows do. The clock is passed in.
+    """
+
+    def __init__(self, max_rate: float, now: float, *, min_rate: float = 0.5) -> None:
+        if not 0 < min_rate <= max_rate:
+            raise ValueError("an adaptive rate needs 0 < min_rate <= max_rate")
+        self.max_rate = max_rate
+        self.min_rate = min_rate
+        self._w_max = max_rate  # the rate at the last cut
+        self._cut_at: float | None = None  # when the last cut happened; None: never throttled
+        self._floor = max_rate  # the rate just after the last cut
+        self.cuts = 0
+
+    def _clamp(self, rate: float) -> float:
+        return min(self.max_rate, max(self.min_rate, rate))
+
+    def rate(self, now: float) -> float:
+        """Calls per second allowed at ``now``."""
+        if self._cut_at is None:
+            return self.max_rate
+        k = (self._w_max * (1 - BETA) / SCALE) ** (1 / 3)
+        t = max(0.0, now - self._cut_at)
+        return self._clamp(max(self._floor, SCALE * (t - k) ** 3 + self._w_max))
+
+    def throttled(self, now: float, sent_at: float) -> bool:
+        """AWS throttled a call sent at ``sent_at``; returns True when this cut the rate."""
+        if self._cut_at is not None and sent_at <= self._cut_at:
+            return False  # reacted already: this call was under way when the rate was cut
+        current = self.rate(now)
+        # CUBIC's fast convergence: a flow that is cut below its previous peak gives up more of it,
+        # so a newcomer's share grows (botocore does the same).
+        self._w_max = current * (1 + BETA) / 2 if current < self._w_max else current
+        self._floor = self._clamp(current * BETA)
+        self._cut_at = now
+        self.cuts += 1
+        return True
+
+
+class AdaptiveBucket:
+    """A token bucket whose refill rate is an ``AdaptiveRate``: what the launcher asks before each RunTask.
+
+    ``take(now)`` returns 0.0 when the call may go now, or the seconds to wait. A throttle empties
+    the saved burst as well as cutting the rate, so nothing is sent in a rush right after AWS said
+    no; no call waits more than one interval at the new rate because of it (never a fixed pause).
+    """
+
+    def __init__(self, max_rate: float, burst: float, now: float, *, min_rate: float = 0.5) -> None:
+        if burst < 1:
+            raise ValueError("a token bucket needs burst >= 1")
+        self.control = AdaptiveRate(max_rate, now, min_rate=min_rate)
+        self.burst = burst
+        self._tokens = burst
+        self._stamp = now
+
+    def _refill(self, now: float) -> None:
+        if now > self._stamp:
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.control.rate(now))
+            self._stamp = now
+
+    def take(self, now: float) -> float:
+        self._refill(now)
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return 0.0
+        return (1 - self._tokens) / self.control.rate(now)
+
+    def throttled(self, now: float, sent_at: float) -> bool:
+        self._refill(now)
+        cut = self.control.throttled(now, sent_at)
+        if cut:
+            self._tokens = min(self._tokens, 0.0)
+        return cut
+
+    def rate(self, now: float) -> float:
+        return self.control.rate(now)
+
+
+class InFlightLimit:
+    """How many RunTask calls may be under way at once: enough to keep up the rate at the measured latency.
+
+    A rate of R calls per second with calls that take L seconds needs R x L calls in flight; twice
+    that absorbs the slow tail of the latency. The latency is an exponentially weighted mean of the
+    calls measured; the limit stays within ``[low, high]``.
+    """
+
+    def __init__(self, low: int, high: int, *, initial_latency: float = 0.2, weight: float = 0.1) -> None:
+        if not 1 <= low <= high:
+            raise ValueError("an in-flight limit needs 1 <= low <= high")
+        self.low = low
+        self.high = high
+        self.latency = initial_latency
+        self._weight = weight
+
+    def observe(self, seconds: float) -> None:
+        """A RunTask call took ``seconds`` (success or throttle: both are round trips)."""
+        if seconds >= 0:
+            self.latency += self._weight * (seconds - self.latency)
+
+    def limit(self, rate: float) -> int:
+        wanted = int(-(-2 * rate * self.latency // 1)) + 1
+        return min(self.high, max(self.low, wanted))

@@ -3,7 +3,9 @@
 The scheduler thread hands over launch jobs (``submit``; a job's RunTask request may be a recipe that
 the launcher thread builds, so serialising and validating it costs the scheduler nothing), the set of task ARNs to watch
 (``track``) and stop requests (``stop``); it collects results with ``drain`` and never waits on AWS.
-A launcher thread paces RunTask calls with a token bucket and runs them on a bounded pool; a
+A launcher thread paces RunTask calls with an adaptive token bucket (``core.ratelimit``: CUBIC, cut
+on throttling, climbing back while calls succeed) and runs them on a pool whose calls in flight
+follow the measured RunTask latency (rate x latency, bounded); a
 tracker thread describes the watched ARNs in batches of at most 100. Workers own no executor state:
 every result goes into one queue and the scheduler thread decides what it means.
 
@@ -28,10 +30,10 @@ from typing import Any
 from airflow_ecs_executor.aws.client import DESCRIBE_BATCH, AwsCallError, EcsClient, LaunchResult
 from airflow_ecs_executor.aws.requests import RequestError
 from airflow_ecs_executor.core.classify import LaunchErrorKind, TaskObservation
-from airflow_ecs_executor.core.ratelimit import TokenBucket
+from airflow_ecs_executor.core.ratelimit import AdaptiveBucket, InFlightLimit, TokenBucket
 
 _log = logging.getLogger(__name__)
-THROTTLE_PENALTY = 1.0  # seconds the launcher holds back after AWS throttled a RunTask
+MIN_IN_FLIGHT = 4  # RunTask calls under way at once, at least (unless launch_concurrency is lower)
 
 Request = Mapping[str, Any]
 RequestSource = Request | Callable[[], Request]  # a built request, or a recipe the launcher builds
@@ -131,10 +133,12 @@ class Workers:
     ) -> None:
         self._ecs = ecs
         self._clock = clock
-        self._bucket = TokenBucket(launch_rate, max(1.0, launch_rate), clock())
+        # The launch rate adapts to throttling (other schedulers and ECS users share the account's
+        # quota); the calls in flight follow the measured RunTask latency, up to launch_concurrency.
+        self._bucket = AdaptiveBucket(launch_rate, max(1.0, launch_rate), clock(), min_rate=min(0.5, launch_rate))
+        self._in_flight = InFlightLimit(min(MIN_IN_FLIGHT, launch_concurrency), launch_concurrency)
         self._describe_bucket = TokenBucket(describe_rate, max(1.0, describe_rate), clock())
         self._bucket_lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(launch_concurrency)
         self._pool = ThreadPoolExecutor(max_workers=launch_concurrency + 4, thread_name_prefix="ecs-executor-io")
         self._jobs: list[LaunchJob] = []  # ready now, by priority
         self._delayed: list[tuple[float, int, LaunchJob]] = []  # waiting for a backoff to pass
@@ -344,22 +348,35 @@ class Workers:
             if pause <= 0:
                 break
             self._closed.wait(pause)
-        while not self._slots.acquire(timeout=0.5):
-            if self._closed.is_set():
-                break
-        else:
-            if not self._release_hand(job, sent=not self._closed.is_set()):
-                self._slots.release()
-                return
-            try:
-                self._pool.submit(self._launch, job, request)
-            except RuntimeError:  # the pool shut down meanwhile: the launch was never sent
-                with self._cond:
-                    self.launches_in_flight -= 1
-                self._slots.release()
-                self._results.put(LaunchDone(job.queueing, job.attempt, None, None, 0.0, withdrawn=True))
+        if not self._wait_for_slot():
+            self._release_hand(job, sent=False)
             return
-        self._release_hand(job, sent=False)
+        if not self._release_hand(job, sent=True):
+            return
+        try:
+            self._pool.submit(self._launch, job, request)
+        except RuntimeError:  # the pool shut down meanwhile: the launch was never sent
+            with self._cond:
+                self.launches_in_flight -= 1
+                self._cond.notify_all()
+            self._results.put(LaunchDone(job.queueing, job.attempt, None, None, 0.0, withdrawn=True))
+
+    def _wait_for_slot(self) -> bool:
+        """Wait until fewer calls are under way than the latency asks for; False when the workers close."""
+        with self._cond:
+            while not self._closed.is_set():
+                with self._bucket_lock:
+                    limit = self._in_flight.limit(self._bucket.rate(self._clock()))
+                if self.launches_in_flight < limit:
+                    return True
+                self._cond.wait(0.5)
+        return False
+
+    def launch_pacing(self) -> tuple[float, int]:
+        """The launch rate allowed now and the RunTask calls allowed in flight (for metrics and tests)."""
+        with self._bucket_lock:
+            rate = self._bucket.rate(self._clock())
+            return rate, self._in_flight.limit(rate)
 
     def _launch(self, job: LaunchJob, request: Request) -> None:
         started = self._clock()
@@ -368,16 +385,20 @@ class Workers:
             error = None
         except AwsCallError as exc:
             result, error = None, exc
-            if exc.kind is LaunchErrorKind.THROTTLED:
-                with self._bucket_lock:
-                    self._bucket.penalise(self._clock(), THROTTLE_PENALTY)
         except Exception as exc:  # a bug in our code: fail this workload loudly, never retry it
             _log.error("RunTask for %s failed unexpectedly: %s", job.queueing, type(exc).__name__)
             result, error = None, AwsCallError(LaunchErrorKind.REJECTED, type(exc).__name__, "internal error")
-        self._results.put(LaunchDone(job.queueing, job.attempt, result, error, self._clock() - started))
+        ended = self._clock()
+        with self._bucket_lock:
+            self._in_flight.observe(ended - started)
+            if error is not None and error.kind is LaunchErrorKind.THROTTLED:
+                # One cut per episode: calls sent before the cut and throttled after it change nothing.
+                # The throttled call itself is sent again after its own short backoff; no one else waits.
+                self._bucket.throttled(ended, started)
+        self._results.put(LaunchDone(job.queueing, job.attempt, result, error, ended - started))
         with self._cond:
             self.launches_in_flight -= 1
-        self._slots.release()
+            self._cond.notify_all()
 
     # -- tracker --------------------------------------------------------------------------------
     def _track_loop(self) -> None:

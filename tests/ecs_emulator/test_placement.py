@@ -8,6 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ecs_emulator import Emulator, Profile
+from ecs_emulator.emulator import ControlClient
 from ecs_emulator.profile import ContainerInstances
 from tests.helpers import aws_client, python_container, register_instance, wait_stopped
 
@@ -158,3 +159,64 @@ def test_control_api_and_profile_register_instances() -> None:
         described = ecs.describe_container_instances(cluster="c", containerInstances=added)["containerInstances"]
         assert {r["integerValue"] for d in described for r in d["registeredResources"]} == {512, 1024}
         assert em.shape_problems == []
+
+
+# ------------------------------------------------------------------------------------------ capacity per provider
+FARGATE_CAPACITY_TEXT = (
+    "Capacity is unavailable at this time. Please try again later or in a different availability zone"
+)
+
+
+def _fargate(ecs: Any) -> dict[str, Any]:
+    ecs.create_cluster(clusterName="c", capacityProviders=["FARGATE", "FARGATE_SPOT"])
+    ecs.register_task_definition(
+        family="fg",
+        requiresCompatibilities=["FARGATE"],
+        networkMode="awsvpc",
+        cpu="256",
+        memory="512",
+        containerDefinitions=[python_container(code=SLEEP)],
+    )
+    return {"cluster": "c", "taskDefinition": "fg", "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["s"]}}}
+
+
+def _on(provider: str) -> list[dict[str, Any]]:
+    return [{"capacityProvider": provider, "weight": 1}]
+
+
+def test_spot_and_on_demand_are_separate_pools() -> None:
+    """AWS docs, "AWS Fargate capacity providers" (fargate-capacity-providers.html): Fargate Spot runs on spare
+    capacity of its own. A Fargate shortfall is a failures[] entry "Capacity is unavailable at this time..."
+    (AWS knowledge center, ecs-fargate-runtask-capacity). Caps come from the profile and the control API."""
+    profile = Profile(name="spot", capacity={"providers": {"FARGATE_SPOT": 1}})  # type: ignore[arg-type]
+    with Emulator(profile, runner="simulated", validate_responses=True) as em:
+        ecs = aws_client("ecs", em.endpoint_url)
+        run = _fargate(ecs)
+        first = ecs.run_task(**run, capacityProviderStrategy=_on("FARGATE_SPOT"))
+        assert first["tasks"][0]["capacityProviderName"] == "FARGATE_SPOT"
+        full = ecs.run_task(**run, capacityProviderStrategy=_on("FARGATE_SPOT"))
+        assert full["tasks"] == []
+        assert full["failures"] == [
+            {"arn": ecs.describe_clusters(clusters=["c"])["clusters"][0]["clusterArn"], "reason": FARGATE_CAPACITY_TEXT}
+        ]
+        # On-demand Fargate still has room: ECS never moves a task between providers by itself.
+        on_demand = ecs.run_task(**run, capacityProviderStrategy=_on("FARGATE"))
+        assert on_demand["tasks"][0]["capacityProviderName"] == "FARGATE"
+        ControlClient(em.endpoint_url).set_provider_capacity("FARGATE", 1)
+        assert ecs.run_task(**run, capacityProviderStrategy=_on("FARGATE"))["tasks"] == []
+        ControlClient(em.endpoint_url).set_provider_capacity("FARGATE_SPOT", None)
+        assert ecs.run_task(**run, capacityProviderStrategy=_on("FARGATE_SPOT"))["tasks"]
+        assert em.provider_capacity() == {"FARGATE": 1}
+        # A stopped task gives its place back.
+        ecs.stop_task(cluster="c", task=on_demand["tasks"][0]["taskArn"])
+        wait_stopped(ecs, "c", on_demand["tasks"][0]["taskArn"])
+        assert ecs.run_task(**run, capacityProviderStrategy=_on("FARGATE"))["tasks"]
+        assert em.shape_problems == []
+
+
+def test_provider_capacity_route_refuses_bad_input(emulator: Emulator) -> None:
+    control = ControlClient(emulator.endpoint_url)
+    with pytest.raises(RuntimeError, match="400"):
+        control.set_provider_capacity("", 1)
+    with pytest.raises(RuntimeError, match="integer >= 0"):
+        control.set_provider_capacity("FARGATE_SPOT", -1)

@@ -17,7 +17,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from airflow_ecs_executor.core import decide as core
 from airflow_ecs_executor.core.classify import UNSEAL_EXIT_CODE, ContainerObservation, LaunchErrorKind, TaskObservation
-from airflow_ecs_executor.core.lifecycle import Phase, Record
+from airflow_ecs_executor.core.lifecycle import Phase, Record, SpotPlan
 
 POLICY = core.Policy(max_launch_attempts=3, launch_timeout=100.0, missing_grace=10.0)
 # Every lastStatus and stopCode of the ECS API model (DescribeTasks Task.lastStatus, TaskStopCode).
@@ -33,6 +33,8 @@ STOP_CODES = (
     "InfrastructureHealth",
 )
 ARN = "arn:aws:ecs:us-east-1:123456789012:task/airflow/"
+# Fargate's words for a capacity shortfall (AWS knowledge center, ecs-fargate-runtask-capacity).
+CAPACITY = "Capacity is unavailable at this time. Please try again later or in a different availability zone"
 
 
 def obs(
@@ -44,6 +46,7 @@ def obs(
     stop_code: str | None = None,
     version: int = 0,
     reason: str | None = None,
+    capacity: str | None = None,
 ) -> TaskObservation:
     return TaskObservation(
         arn=arn,
@@ -54,6 +57,7 @@ def obs(
         stop_code=stop_code,
         stopped_reason=reason,
         containers=(ContainerObservation("base", status, exit_code),),
+        capacity_provider=capacity,
     )
 
 
@@ -207,6 +211,7 @@ class OneQueueing(RuleBasedStateMachine):
         self.releases = 0
         self.n = 0
         self.unopened = False  # the event being applied shows exit 77 (sealed workload not opened)
+        self.spot_launch_after_on_demand = False
 
     def _apply(self, event: core.Event) -> None:
         assert self.rec is not None
@@ -229,6 +234,16 @@ class OneQueueing(RuleBasedStateMachine):
                 assert not was_done, "launched after the record ended"
                 assert rec.phase is Phase.LAUNCHING
                 self.sent.add(action.attempt)
+                # Once on on-demand capacity, a queueing never goes back to Spot.
+                assert action.on_demand == rec.on_demand
+                if action.on_demand:
+                    assert rec.spot or self.accepted_on_demand, "on-demand launch of a queueing that never met Spot"
+                # A Spot retry never waits beyond the moment the fallback falls due.
+                if action.within is not None and rec.spot_short_since is not None:
+                    assert self.now + action.within <= rec.spot_short_since + rec.plan.fallback_after + 1e-6
+            if isinstance(action, core.OnDemandNextTry):
+                assert any(isinstance(a, core.Report) and not a.success for a in actions), actions
+                assert rec.plan.on_demand_after_interruption
             if isinstance(action, core.StopTask):
                 self.live.discard(action.arn)
                 self.ended.add(action.arn)
@@ -245,14 +260,35 @@ class OneQueueing(RuleBasedStateMachine):
         self.arns.append(arn)
         return arn
 
-    @initialize(adopted=st.booleans())
-    def start(self, adopted: bool) -> None:
+    @initialize(
+        adopted=st.booleans(),
+        spot=st.booleans(),
+        on_demand=st.booleans(),
+        fallback_after=st.sampled_from([0.0, 5.0, 60.0]),
+        after_interruption=st.booleans(),
+    )
+    def start(
+        self, adopted: bool, spot: bool, on_demand: bool, fallback_after: float, after_interruption: bool
+    ) -> None:
+        self.accepted_on_demand = False
         if adopted:
             arn = self._new_arn()
             self.live.add(arn)
             self.rec, _ = core.adopt("q", "w", arn=arn, cluster="airflow", now=0.0, policy=POLICY)
         else:
-            self.rec, _ = core.accept("q", "w", cluster="airflow", container="base", now=0.0, policy=POLICY)
+            plan = SpotPlan(fallback_after, after_interruption)
+            self.rec, _ = core.accept(
+                "q",
+                "w",
+                cluster="airflow",
+                container="base",
+                now=0.0,
+                policy=POLICY,
+                spot=spot,
+                plan=plan,
+                on_demand=on_demand,
+            )
+            self.accepted_on_demand = self.rec.on_demand
             self.sent.add(1)
 
     @rule(data=st.data(), same_arn=st.booleans(), status=st.sampled_from(STATUSES))
@@ -267,9 +303,9 @@ class OneQueueing(RuleBasedStateMachine):
     def launch_failed(self, attempt: int, kind: LaunchErrorKind) -> None:
         self._apply(core.CallFailed(attempt, kind, "Code", "message"))
 
-    @rule(attempt=st.integers(1, 4))
-    def not_placed(self, attempt: int) -> None:
-        self._apply(core.NotPlaced(attempt, "RESOURCE:CPU"))
+    @rule(attempt=st.integers(1, 4), reason=st.sampled_from(["RESOURCE:CPU", CAPACITY]))
+    def not_placed(self, attempt: int, reason: str) -> None:
+        self._apply(core.NotPlaced(attempt, reason))
 
     @rule(attempt=st.integers(1, 4))
     def invalid(self, attempt: int) -> None:
@@ -283,6 +319,8 @@ class OneQueueing(RuleBasedStateMachine):
         exit_code=st.sampled_from([None, 0, 1, 137, UNSEAL_EXIT_CODE]),
         stop_code=st.sampled_from(STOP_CODES),
         version=st.integers(0, 20),
+        capacity=st.sampled_from([None, "FARGATE", "FARGATE_SPOT"]),
+        reason=st.sampled_from([None, CAPACITY, "Essential container in task exited"]),
     )
     def observed(
         self,
@@ -292,6 +330,8 @@ class OneQueueing(RuleBasedStateMachine):
         exit_code: int | None,
         stop_code: str | None,
         version: int,
+        capacity: str | None,
+        reason: str | None,
     ) -> None:
         arn = data.draw(st.sampled_from(self.arns))
         if status == "STOPPED" or (status in ("DEACTIVATING", "STOPPING", "DEPROVISIONING") and exit_code is not None):
@@ -299,7 +339,18 @@ class OneQueueing(RuleBasedStateMachine):
             self.live.discard(arn)
             self.ended.add(arn)
         self._apply(
-            core.Observed(obs(arn, status, started=started, exit_code=exit_code, stop_code=stop_code, version=version))
+            core.Observed(
+                obs(
+                    arn,
+                    status,
+                    started=started,
+                    exit_code=exit_code,
+                    stop_code=stop_code,
+                    version=version,
+                    capacity=capacity,
+                    reason=reason,
+                )
+            )
         )
 
     @precondition(lambda self: bool(self.arns))
@@ -526,3 +577,117 @@ EventsOfOneTask.TestCase.settings = settings(
     max_examples=200, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 TestEventsOfOneTask = EventsOfOneTask.TestCase
+
+
+# ------------------------------------------------------------------------------------------ Fargate Spot
+def spot_accepted(plan: SpotPlan | None = None, *, on_demand: bool = False) -> Record:
+    plan = plan or SpotPlan(fallback_after=30.0)
+    rec, _ = core.accept(
+        "q1",
+        "w",
+        cluster="airflow",
+        container="base",
+        now=0.0,
+        policy=POLICY,
+        spot=True,
+        plan=plan,
+        on_demand=on_demand,
+    )
+    return rec
+
+
+def launches(actions: list[core.Action]) -> list[core.Launch]:
+    return [a for a in actions if isinstance(a, core.Launch)]
+
+
+def test_a_spot_shortfall_retries_spot_then_falls_back_to_on_demand_without_spending_attempts() -> None:
+    rec = spot_accepted()
+    for attempt, now in enumerate([1.0, 5.0, 12.0, 20.0], start=1):  # more than max_launch_attempts (3)
+        rec, actions = core.decide(rec, core.NotPlaced(attempt, CAPACITY), now, POLICY)
+        (launch,) = launches(actions)
+        assert not launch.on_demand and launch.within == pytest.approx(31.0 - now)  # 30 s after the first shortfall
+        assert not rec.done
+    rec, actions = core.decide(rec, core.NotPlaced(5, CAPACITY), 31.0, POLICY)
+    (launch,) = launches(actions)
+    assert launch.on_demand and launch.pace is core.Pace.NOW and launch.new_request
+    assert core.Count("spot_fallbacks") in actions
+    note = next(a for a in actions if isinstance(a, core.Note))
+    assert "on-demand" in note.text and "no capacity for 30 s" in note.text
+    # On-demand shortfalls count against max_launch_attempts as any placement failure does.
+    for attempt in (6, 7):
+        rec, actions = core.decide(rec, core.NotPlaced(attempt, CAPACITY), 40.0, POLICY)
+        assert all(launch.on_demand for launch in launches(actions))
+    rec, actions = core.decide(rec, core.NotPlaced(8, CAPACITY), 41.0, POLICY)
+    assert rec.phase is Phase.FAILED and "gave up" in (rec.reason or "")
+
+
+def test_a_spot_task_that_fails_to_start_for_capacity_counts_as_a_shortfall() -> None:
+    rec = spot_accepted(SpotPlan(fallback_after=0.0))
+    arn = f"{ARN}1"
+    rec, _ = core.decide(rec, core.Started(1, obs(arn, "PROVISIONING", capacity="FARGATE_SPOT")), 1.0, POLICY)
+    stopped = obs(arn, "STOPPED", stop_code="TaskFailedToStart", reason=CAPACITY, capacity="FARGATE_SPOT", version=3)
+    rec, actions = core.decide(rec, core.Observed(stopped), 2.0, POLICY)
+    (launch,) = launches(actions)
+    assert launch.on_demand and rec.on_demand and rec.spot_retries == 1
+
+
+def test_placement_failures_of_a_non_spot_strategy_never_fall_back() -> None:
+    rec, _ = core.accept("q1", "w", cluster="airflow", container="base", now=0.0, policy=POLICY)
+    rec, actions = core.decide(rec, core.NotPlaced(1, CAPACITY), 100.0, POLICY)
+    assert not launches(actions)[0].on_demand and core.Count("spot_fallbacks") not in actions
+
+
+def test_a_spot_interruption_fails_the_try_and_sends_the_next_try_on_demand() -> None:
+    rec = spot_accepted()
+    arn = f"{ARN}1"
+    rec, actions = core.decide(
+        rec, core.Started(1, obs(arn, "RUNNING", started=True, capacity="FARGATE_SPOT")), 1.0, POLICY
+    )
+    assert core.Count("capacity.FARGATE_SPOT") in actions
+    assert any(isinstance(a, core.Note) and "FARGATE_SPOT" in a.text for a in actions)
+    stopped = obs(arn, "STOPPED", started=True, exit_code=143, stop_code="SpotInterruption", version=5)
+    rec, actions = core.decide(rec, core.Observed(stopped), 2.0, POLICY)
+    report = next(a for a in actions if isinstance(a, core.Report))
+    assert not report.success and "Spot interruption" in (report.reason or "")
+    assert "next try runs on on-demand" in (report.reason or "")
+    assert core.OnDemandNextTry() in actions and core.Count("spot_interruptions") in actions
+    assert not launches(actions)  # the container ran: never the same try again
+
+
+def test_an_interruption_without_the_option_is_only_counted() -> None:
+    rec = spot_accepted(SpotPlan(on_demand_after_interruption=False))
+    arn = f"{ARN}1"
+    rec, _ = core.decide(rec, core.Started(1, obs(arn, "RUNNING", started=True, capacity="FARGATE_SPOT")), 1.0, POLICY)
+    stopped = obs(arn, "STOPPED", started=True, exit_code=143, stop_code="SpotInterruption", version=5)
+    rec, actions = core.decide(rec, core.Observed(stopped), 2.0, POLICY)
+    assert core.OnDemandNextTry() not in actions and core.Count("spot_interruptions") in actions
+
+
+def test_a_termination_notice_on_on_demand_capacity_is_no_spot_interruption() -> None:
+    rec = spot_accepted()
+    arn = f"{ARN}1"
+    rec, _ = core.decide(rec, core.Started(1, obs(arn, "RUNNING", started=True, capacity="FARGATE")), 1.0, POLICY)
+    stopped = obs(arn, "STOPPED", started=True, exit_code=143, stop_code="TerminationNotice", version=5)
+    rec, actions = core.decide(rec, core.Observed(stopped), 2.0, POLICY)
+    assert core.OnDemandNextTry() not in actions and core.Count("spot_interruptions") not in actions
+
+
+def test_the_try_after_an_interruption_is_launched_on_demand_and_says_so() -> None:
+    _, actions = core.accept(
+        "q2", "w", cluster="airflow", container="base", now=0.0, policy=POLICY, spot=True, on_demand=True
+    )
+    assert launches(actions) == [core.Launch(1, new_request=True, on_demand=True)]
+    assert any(isinstance(a, core.Note) and "interrupted on Fargate Spot" in a.text for a in actions)
+    # A DAG author's plan that keeps Spot after interruptions wins.
+    _, actions = core.accept(
+        "q3",
+        "w",
+        cluster="airflow",
+        container="base",
+        now=0.0,
+        policy=POLICY,
+        spot=True,
+        on_demand=True,
+        plan=SpotPlan(on_demand_after_interruption=False),
+    )
+    assert launches(actions) == [core.Launch(1, new_request=True, on_demand=False)]

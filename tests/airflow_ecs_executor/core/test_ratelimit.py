@@ -1,0 +1,106 @@
+"""The adaptive launch pacing (core.ratelimit): CUBIC cut on throttling, bounded, fair between schedulers."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from airflow_ecs_executor.core.ratelimit import BETA, AdaptiveBucket, AdaptiveRate, InFlightLimit
+
+
+def test_starts_at_the_full_rate_and_cuts_once_per_episode() -> None:
+    rate = AdaptiveRate(20.0, 0.0)
+    assert rate.rate(0.0) == 20.0
+    assert rate.throttled(1.0, sent_at=0.9)
+    assert rate.rate(1.0) == pytest.approx(20.0 * BETA)
+    # Calls that were under way when the rate was cut are the same episode: no second cut.
+    assert not rate.throttled(1.1, sent_at=0.95)
+    assert rate.rate(1.1) < 16.0  # climbing back from the one cut, not cut again
+    assert rate.cuts == 1
+
+
+def test_climbs_back_to_the_last_peak_within_seconds() -> None:
+    rate = AdaptiveRate(20.0, 0.0)
+    rate.throttled(0.0, sent_at=0.0)
+    # K = cbrt(20 * 0.3 / 0.4) ~ 2.47 s: the rate of the cut is reached again, never exceeded (max_rate).
+    assert rate.rate(1.0) < rate.rate(2.0) < rate.rate(2.5)
+    assert rate.rate(2.5) == pytest.approx(20.0, abs=0.05)
+    assert rate.rate(30.0) == 20.0
+
+
+def test_a_throttle_never_pauses_launching_for_a_second() -> None:
+    bucket = AdaptiveBucket(20.0, 20.0, 0.0)
+    for _ in range(20):
+        assert bucket.take(0.0) == 0.0
+    bucket.throttled(0.1, sent_at=0.05)
+    wait = bucket.take(0.1)
+    assert 0 < wait <= 1 / (20.0 * BETA) + 1e-9
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    max_rate=st.floats(1.0, 100.0),
+    events=st.lists(st.tuples(st.floats(0.0, 5.0), st.booleans(), st.floats(0.0, 3.0)), max_size=60),
+)
+def test_rate_stays_within_bounds(max_rate: float, events: list[tuple[float, bool, float]]) -> None:
+    """Whatever the order of throttles and quiet spells, the rate stays in [min_rate, max_rate]."""
+    rate = AdaptiveRate(max_rate, 0.0, min_rate=0.5)
+    now = 0.0
+    for gap, throttle, latency in events:
+        now += gap
+        if throttle:
+            rate.throttled(now, sent_at=now - latency)
+        assert 0.5 <= rate.rate(now) <= max_rate
+
+
+def _simulate(n: int, quota: float, seconds: float, dt: float = 0.01) -> tuple[list[float], int]:
+    """N controllers against one server bucket (burst = quota, refill quota/s), with 100 ms calls."""
+    controllers = [AdaptiveBucket(quota, quota, 0.0) for _ in range(n)]
+    tokens, launched, throttled = quota, [0.0] * n, 0
+    in_flight: list[tuple[float, int, float, bool]] = []  # (answer at, who, sent at, throttled)
+    t = 0.0
+    rng = random.Random(7)
+    while t < seconds:
+        tokens = min(quota, tokens + quota * dt)
+        order = list(enumerate(controllers))
+        rng.shuffle(order)  # calls of different schedulers reach AWS in no fixed order
+        for i, c in order:
+            while c.take(t) == 0.0:
+                ok = tokens >= 1
+                tokens -= 1 if ok else 0
+                in_flight.append((t + 0.1, i, t, not ok))
+        for item in [f for f in in_flight if f[0] <= t]:
+            in_flight.remove(item)
+            _, who, sent, refused = item
+            if refused:
+                throttled += t > seconds / 2
+                controllers[who].throttled(t, sent)
+            elif t > seconds / 2:
+                launched[who] += 1
+        t += dt
+    return launched, throttled
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_schedulers_share_one_quota_fairly(n: int) -> None:
+    launched, throttled = _simulate(n, 20.0, 120.0)
+    total = sum(launched) / 60.0  # launches per second over the second half, once converged
+    assert total >= 0.9 * 20.0
+    assert max(launched) / min(launched) < 1.5
+    assert throttled / sum(launched) < 0.1
+
+
+def test_in_flight_follows_latency_within_bounds() -> None:
+    limit = InFlightLimit(4, 64)
+    for _ in range(100):
+        limit.observe(0.5)
+    assert limit.limit(20.0) >= 20  # 20/s at 500 ms needs 10 in flight; twice that for the tail
+    for _ in range(200):
+        limit.observe(0.01)
+    assert limit.limit(20.0) == 4
+    for _ in range(200):
+        limit.observe(30.0)
+    assert limit.limit(20.0) == 64
