@@ -31,7 +31,7 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ0aSJ9.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg"
 
 
 def _kms(em: Emulator) -> Any:
-    return aws_client("kms", em)
+    return aws_client("kms", em, read_timeout=60)  # moto loads its KMS backend on the first call
 
 
 @pytest.fixture
@@ -137,12 +137,7 @@ def test_the_container_step_exits_77_with_the_reason_when_it_cannot_open(
 ) -> None:
     client, key = kms
     sealed = seal(client, key, b'{"token": "secret"}', launch_context("airflow", "q1", 1))
-    env = {
-        "AWS_ENDPOINT_URL": ecs_emulator_server.endpoint_url,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "task-role",
-        "AWS_SECRET_ACCESS_KEY": "task-role",
-    }
+    env = ecs_emulator_server.env()  # signed as the emulator requires; KMS refuses the context
     wrong_context = sealed.command()[3:]
     wrong_context[1] = json.dumps({**sealed.context, "ecs-executor:queueing": "q2"})
     done = _unseal(wrong_context, env)
