@@ -13,7 +13,7 @@ LOCK := requirements/lock-airflow-$(AIRFLOW).txt
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser demo test lint typecheck importlint pytest pytest-oldest lock clean bench-emulator bench chaos
+.PHONY: install browser postgres demo test lint typecheck importlint pytest pytest-oldest lock clean bench-emulator bench chaos
 
 install: $(STAMP)
 
@@ -47,7 +47,15 @@ browser:
 	  echo "==> installing Debian's chromium for the browser test"; \
 	  $(APT) install chromium >/dev/null 2>&1 || { $(APT) update >/dev/null && $(APT) install chromium >/dev/null; }; }
 
-pytest: install browser
+# Debian's PostgreSQL for the several-schedulers test (Airflow needs it to run two schedulers at
+# once); devstack/postgres.py starts a throwaway cluster on 127.0.0.1 with its initdb and pg_ctl,
+# which Debian keeps in /usr/lib/postgresql/<version>/bin.
+postgres:
+	@{ command -v initdb && command -v pg_ctl; } >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { \
+	  echo "==> installing Debian's postgresql for the several-schedulers test"; \
+	  $(APT) install postgresql >/dev/null 2>&1 || { $(APT) update >/dev/null && $(APT) install postgresql >/dev/null; }; }
+
+pytest: install browser postgres
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Every test on the newest Airflow 3 release, then on the oldest one we support.
@@ -62,8 +70,10 @@ pytest-oldest:
 
 # The long chaos run (a small one is part of make test): CHAOS_TASKS task instances.
 CHAOS_TASKS ?= 60
-chaos: install
+# Then the same with two schedulers on PostgreSQL, one killed mid-run and adopted by the other.
+chaos: install postgres
 	$(PY) -m devstack.chaos --tasks $(CHAOS_TASKS)
+	$(PY) -m devstack.chaos --tasks $(CHAOS_TASKS) --schedulers 2 --kill-scheduler
 
 bench-emulator: install
 	$(PY) -m ecs_emulator.bench
