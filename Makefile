@@ -13,7 +13,7 @@ LOCK := requirements/lock-airflow-$(AIRFLOW).txt
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install venv-python browser demo test lint typecheck importlint pytest pytest-oldest lock clean bench-emulator bench chaos
+.PHONY: install venv-python browser postgres demo test lint typecheck importlint pytest pytest-oldest lock clean bench-emulator bench chaos
 
 install: venv-python $(STAMP)
 
@@ -60,10 +60,18 @@ browser:
 	  echo "==> installing Debian's chromium for the browser test"; \
 	  $(APT) install chromium >/dev/null 2>&1 || { $(APT) update >/dev/null && $(APT) install chromium >/dev/null; }; }
 
+# Debian's PostgreSQL for the several-schedulers test (Airflow needs it to run two schedulers at
+# once); devstack/postgres.py starts a throwaway cluster on 127.0.0.1 with its initdb and pg_ctl,
+# which Debian keeps in /usr/lib/postgresql/<version>/bin.
+postgres:
+	@{ command -v initdb && command -v pg_ctl; } >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { \
+	  echo "==> installing Debian's postgresql for the several-schedulers test"; \
+	  $(APT) install postgresql >/dev/null 2>&1 || { $(APT) update >/dev/null && $(APT) install postgresql >/dev/null; }; }
+
 # Most tests wait (for ECS lifecycles, Airflow's loops) rather than compute: pytest-xdist runs them
 # on PYTEST_WORKERS processes; tests/conftest.py keeps tests that share a costly fixture on one worker.
 PYTEST_WORKERS ?= 3
-pytest: install browser
+pytest: install browser postgres
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # Every test on the newest Airflow 3 release, then on the oldest one we support.
@@ -79,8 +87,10 @@ pytest-oldest:
 
 # The long chaos run (a small one is part of make test): CHAOS_TASKS task instances.
 CHAOS_TASKS ?= 60
-chaos: install
+# Then the same with two schedulers on PostgreSQL, one killed mid-run and adopted by the other.
+chaos: install postgres
 	$(PY) -m devstack.chaos --tasks $(CHAOS_TASKS)
+	$(PY) -m devstack.chaos --tasks $(CHAOS_TASKS) --schedulers 2 --kill-scheduler
 
 bench-emulator: install
 	$(PY) -m ecs_emulator.bench

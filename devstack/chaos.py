@@ -9,16 +9,21 @@ restarted mid-run. Then it checks the invariants and prints a figures table:
 * every task instance reached the state its task's outcome implies (items that fail on purpose:
   failed; the others: success, unless their last try was lost to a Spot interruption);
 * no workload lost (every task instance finished);
-* no try ran as two ECS tasks (two started containers with the same try tags);
+* no try ran as two ECS tasks (two started containers with the same try tags), and no queueing did
+  (two started containers with the same ``ecs_executor_queueing`` tag);
 * application failures consumed Airflow tries and failures before the container started did not:
   every try number a task instance used had a container that started.
+
+With ``--schedulers 2`` (or more) Airflow runs on PostgreSQL with that many schedulers at once
+(``devstack.ha``); ``--kill-scheduler`` then kills one of them with SIGKILL mid-run, the one that
+queued most of the task instances running in ECS at that moment, and does not restart it: the
+others adopt its tasks through Airflow's orphan adoption, and the same invariants must hold.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
-import sqlite3
 import sys
 import tempfile
 import time
@@ -27,9 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devstack.ha import HaStack, kill_busiest_scheduler, task_instance_rows
 from devstack.stack import FARGATE_TASK_DEFINITION, Stack
 
-FAILS_ON_PURPOSE_EVERY = 7
+FAILS_ON_PURPOSE_EVERY = 7  # as in devstack/dags/chaos.py and devstack/dags/ha.py
+# The tag EcsExecutor puts on every ECS task: one value per queueing (airflow_ecs_executor.aws.requests).
+QUEUEING_TAG = "ecs_executor_queueing"
 
 
 @dataclass
@@ -42,15 +50,21 @@ class ChaosReport:
     faults: Counter[str] = field(default_factory=Counter)
     lost: list[str] = field(default_factory=list)
     duplicated: list[str] = field(default_factory=list)
+    queueing_ran_twice: list[str] = field(default_factory=list)
     wrong_state: list[str] = field(default_factory=list)
     try_without_container: list[str] = field(default_factory=list)
     reset_by_airflow: list[str] = field(default_factory=list)
+    adopted: int = 0  # ECS tasks a scheduler adopted (from a dead or restarted one)
+    schedulers: int = 1
+    killed: str = ""  # which scheduler was killed, and how many of its task instances ran in ECS
     run_state: str = ""
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.duplicated or self.wrong_state or self.try_without_container)
+        return not (
+            self.lost or self.duplicated or self.queueing_ran_twice or self.wrong_state or self.try_without_container
+        )
 
     def table(self) -> str:
         faults = ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items())) or "none"
@@ -61,9 +75,13 @@ class ChaosReport:
             ("faults injected", faults),
             ("lost", len(self.lost)),
             ("ran twice in one try", len(self.duplicated)),
+            ("ran twice in one queueing", len(self.queueing_ran_twice)),
             ("wrong final state", len(self.wrong_state)),
             ("tries spent without a container", len(self.try_without_container)),
             ("tries reset by Airflow (queued, not yet launched, when the scheduler died)", len(self.reset_by_airflow)),
+            ("schedulers", self.schedulers),
+            ("scheduler killed", self.killed or "-"),
+            ("ECS tasks adopted by a scheduler", self.adopted),
             ("DAG run", self.run_state),
             ("duration", f"{self.seconds:.0f} s"),
         ]
@@ -86,47 +104,61 @@ def _ecs_tasks(stack: Stack) -> list[dict[str, Any]]:
     return out
 
 
-def _orphan_resets(stack: Stack) -> Counter[int]:
-    """How often the restarted scheduler reset each map index as an orphan (it had no ECS task yet).
+def _scheduler_logs(stack: Stack) -> str:
+    """Every scheduler's log: ``scheduler.log``, or ``scheduler-<n>.log`` for several schedulers."""
+    return "".join(p.read_text(errors="replace") for p in sorted((stack.home / "logs").glob("scheduler*.log")))
+
+
+def _orphan_resets(stack: Stack, dag_id: str, task_id: str, run_id: str) -> Counter[int]:
+    """How often a scheduler reset each map index as an orphan (it had no ECS task yet).
 
     Airflow resets a task instance that no executor adopts and schedules it again with the next try
     number; with no ECS task to adopt (no ARN yet), no executor can keep that try.
     """
-    text = (stack.home / "logs" / "scheduler.log").read_text(errors="replace")
     resets: Counter[int] = Counter()
-    for block in re.findall(r"Reset the following \d+ orphaned TaskInstances:(.*?)\[airflow", text, flags=re.S):
-        for index in re.findall(r"chaos\.work \S+ map_index=(\d+)", block):
+    ti = re.compile(rf"{re.escape(dag_id)}\.{re.escape(task_id)} {re.escape(run_id)} map_index=(\d+)")
+    blocks = re.findall(r"Reset the following \d+ orphaned TaskInstances:(.*?)\[airflow", _scheduler_logs(stack), re.S)
+    for block in blocks:
+        for index in ti.findall(block):
             resets[int(index)] += 1
     return resets
 
 
-def check(stack: Stack, run_id: str, report: ChaosReport) -> None:
-    """Compare Airflow's task instances with what ECS ran."""
-    resets = _orphan_resets(stack)
-    with sqlite3.connect(stack.home / "airflow.db") as db:
-        tis = list(
-            db.execute(
-                "select map_index, state, try_number from task_instance where dag_id='chaos' and run_id=? "
-                "and task_id='work'",
-                (run_id,),
-            )
-        )
+def _adopted(stack: Stack, dag_id: str, task_id: str, run_id: str) -> int:
+    """How many ECS tasks of the run's task instances a scheduler's EcsExecutor adopted."""
+    return _scheduler_logs(stack).count(f"adopted {dag_id}/{task_id}/{run_id}/")
+
+
+def check(stack: Stack, run_id: str, report: ChaosReport, *, dag_id: str = "chaos", task_id: str = "work") -> None:
+    """Compare Airflow's task instances of one mapped task with what ECS ran: the chaos invariants.
+
+    Items whose map index is a multiple of FAILS_ON_PURPOSE_EVERY must fail, the others succeed
+    (unless their last try was lost to a Spot interruption); every try and every queueing ran in at
+    most one started container; every try spent had a container, or Airflow reset it as an orphan.
+    """
+    resets = _orphan_resets(stack, dag_id, task_id, run_id)
+    report.adopted = _adopted(stack, dag_id, task_id, run_id)
+    tis = [row for row in task_instance_rows(stack, dag_id, run_id) if row.task_id == task_id]
     started: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    by_queueing: dict[str, list[str]] = {}
     for task in _ecs_tasks(stack):
         tags = {t["key"]: t["value"] for t in task.get("tags", [])}
-        if tags.get("dag_id") != "chaos" or tags.get("run_id") != run_id or tags.get("task_id") != "work":
+        if tags.get("dag_id") != dag_id or tags.get("run_id") != run_id or tags.get("task_id") != task_id:
             continue
         report.ecs_tasks += 1
         if task.get("startedAt"):
             started.setdefault((int(tags["map_index"]), int(tags["try_number"])), []).append(task)
+            by_queueing.setdefault(tags.get(QUEUEING_TAG, "?"), []).append(task["taskArn"])
+    report.queueing_ran_twice += [f"queueing {q}: {arns}" for q, arns in by_queueing.items() if len(arns) > 1]
     report.task_instances = len(tis)
-    for map_index, state, try_number in tis:
-        name = f"work[{map_index}]"
-        report.tries += int(try_number or 0)
+    for row in tis:
+        map_index, state, try_number = row.map_index, row.state, row.try_number
+        name = f"{task_id}[{map_index}]"
+        report.tries += try_number
         if state not in ("success", "failed"):
             report.lost.append(f"{name}: {state}")
             continue
-        for t in range(1, int(try_number) + 1):
+        for t in range(1, try_number + 1):
             runs = started.get((map_index, t), [])
             if len(runs) > 1:
                 report.duplicated.append(f"{name} try {t}: {[r['taskArn'] for r in runs]}")
@@ -135,7 +167,7 @@ def check(stack: Stack, run_id: str, report: ChaosReport) -> None:
                 report.reset_by_airflow.append(f"{name} try {t}")
             elif not runs:
                 report.try_without_container.append(f"{name} try {t}")
-        last = started.get((map_index, int(try_number)), [])
+        last = started.get((map_index, try_number), [])
         if map_index % FAILS_ON_PURPOSE_EVERY == 0:
             expected = "failed"
         elif last and last[-1].get("stopCode") == "SpotInterruption":
@@ -147,30 +179,44 @@ def check(stack: Stack, run_id: str, report: ChaosReport) -> None:
 
 
 def run(
-    home: Path, tasks: int, *, restart_after: float = 20.0, timeout: float = 900.0, task_events: bool | None = None
+    home: Path,
+    tasks: int,
+    *,
+    restart_after: float = 20.0,
+    timeout: float = 900.0,
+    schedulers: int = 1,
+    kill_scheduler: bool = False,
+    task_events: bool | None = None,
 ) -> ChaosReport:
-    """Start a stack with the chaos profile, run the DAG with faults and a scheduler kill, check it."""
-    report = ChaosReport()
+    """Start a stack with the chaos profile, run the DAG with faults and a scheduler kill, check it.
+
+    One scheduler: it is killed with SIGKILL and restarted mid-run. Several (on PostgreSQL): with
+    ``kill_scheduler`` the busiest one is killed mid-run and not restarted; the others adopt.
+    """
+    report = ChaosReport(schedulers=schedulers)
     # The profile's cluster places 12 tasks at once; shortfalls clear as tasks finish, so launches
     # keep trying (an administrator expecting shortfalls sizes max_launch_attempts the same way).
     # Tasks run on Fargate Spot, so the profile's Spot interruptions can reach them.
-    stack = Stack(
-        home,
-        profile="chaos",
-        task_events=task_events,  # the chaos profile duplicates, delays, reorders and drops events
-        extra_env={
-            "AIRFLOW__ECS_EXECUTOR__MAX_LAUNCH_ATTEMPTS": "30",
-            # The restarted scheduler adopts the dead one's tasks once it counts that one as dead.
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "10",
-            "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "10",
-            "AIRFLOW__ECS_EXECUTOR__CAPACITY_PROVIDER_STRATEGY": '[{"capacityProvider": "FARGATE_SPOT", "weight": 1}]',
-            "AIRFLOW__ECS_EXECUTOR__TASK_DEFINITION": FARGATE_TASK_DEFINITION,
-            "AIRFLOW__ECS_EXECUTOR__SUBNETS": "subnet-chaos",
-            "AIRFLOW__ECS_EXECUTOR__SECURITY_GROUPS": "sg-chaos",
-            # The devstack's "big" queue runs a bridge-mode EC2 definition, which Fargate refuses; the
-            # scheduler's start-up check says so. The chaos DAG uses no queue of its own.
-            "AIRFLOW__ECS_EXECUTOR__QUEUE_PROFILES": "{}",
-        },
+    extra_env = {
+        "AIRFLOW__ECS_EXECUTOR__MAX_LAUNCH_ATTEMPTS": "30",
+        # The restarted scheduler adopts the dead one's tasks once it counts that one as dead.
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "10",
+        "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "10",
+        "AIRFLOW__ECS_EXECUTOR__CAPACITY_PROVIDER_STRATEGY": '[{"capacityProvider": "FARGATE_SPOT", "weight": 1}]',
+        "AIRFLOW__ECS_EXECUTOR__TASK_DEFINITION": FARGATE_TASK_DEFINITION,
+        "AIRFLOW__ECS_EXECUTOR__SUBNETS": "subnet-chaos",
+        "AIRFLOW__ECS_EXECUTOR__SECURITY_GROUPS": "sg-chaos",
+        # The devstack's "big" queue runs a bridge-mode EC2 definition, which Fargate refuses; the
+        # scheduler's start-up check says so. The chaos DAG uses no queue of its own.
+        "AIRFLOW__ECS_EXECUTOR__QUEUE_PROFILES": "{}",
+    }
+    stack = (
+        # Several schedulers share the devstack's one events queue: they would take each other's
+        # events (each needs a queue of its own, docs/setup.md), so they are tracked by polling.
+        HaStack(home, schedulers=schedulers, profile="chaos", extra_env=extra_env, task_events=False)
+        if schedulers > 1
+        # the chaos profile duplicates, delays, reorders and drops events
+        else Stack(home, profile="chaos", extra_env=extra_env, task_events=task_events)
     )
     started = time.monotonic()
     try:
@@ -181,14 +227,21 @@ def run(
         stack.inject("throttle_storm", seconds=5)
         stack.inject("expired_credentials", seconds=5)
         time.sleep(restart_after / 2)
-        stack.kill_scheduler()
-        time.sleep(3)
-        stack.start_scheduler()
+        if isinstance(stack, HaStack):
+            if kill_scheduler:
+                name, in_ecs = kill_busiest_scheduler(stack, "chaos", run_id)
+                report.killed = f"{name}, SIGKILL, not restarted ({in_ecs} of its task instances in ECS)"
+        else:
+            stack.kill_scheduler()
+            time.sleep(3)
+            stack.start_scheduler()
+            report.killed = "scheduler, SIGKILL, restarted 3 s later"
         report.run_state = stack.wait_run("chaos", run_id, timeout=timeout)
         time.sleep(3)  # the last containers stop
         check(stack, run_id, report)
         report.faults = Counter(stack.emulator_counters().get("faults", {}))
-        report.faults["scheduler SIGKILL"] += 1
+        if report.killed:
+            report.faults["scheduler SIGKILL"] += 1
     finally:
         report.seconds = time.monotonic() - started
         stack.stop()
@@ -204,16 +257,30 @@ def main() -> None:
         "--task-events",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="track tasks by ECS events (default: on, unless ECS_DEVSTACK_TASK_EVENTS=0)",
+        help="track tasks by ECS events (default: on, unless ECS_DEVSTACK_TASK_EVENTS=0; several schedulers: off)",
+    )
+    parser.add_argument(
+        "--schedulers", type=int, default=1, help="schedulers at once; 2 or more run Airflow on PostgreSQL (default 1)"
+    )
+    parser.add_argument(
+        "--kill-scheduler",
+        action="store_true",
+        help="several schedulers: SIGKILL the busiest one mid-run, not restarted (one scheduler: always restarted)",
     )
     args = parser.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="ecs-chaos-"))
-    print(f"==> chaos run: {args.tasks} task instances, Airflow state in {home}", flush=True)
-    report = run(home, args.tasks, task_events=args.task_events)
+    print(
+        f"==> chaos run: {args.tasks} task instances, {args.schedulers} scheduler(s), Airflow state in {home}",
+        flush=True,
+    )
+    report = run(
+        home, args.tasks, schedulers=args.schedulers, kill_scheduler=args.kill_scheduler, task_events=args.task_events
+    )
     print(report.table())
     for label, items in (
         ("lost", report.lost),
         ("ran twice", report.duplicated),
+        ("queueing ran twice", report.queueing_ran_twice),
         ("wrong state", report.wrong_state),
         ("try without container", report.try_without_container),
     ):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from devstack.ha import HaStack
 from devstack.stack import Stack
 
 DAG_IDS = [
@@ -33,6 +34,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         st.start()
         st.wait_dags(DAG_IDS)
+        yield st
+    finally:
+        st.stop()
+
+
+@pytest.fixture(scope="module")
+def ha_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HaStack]:
+    """Two schedulers with EcsExecutor at once, on a throwaway PostgreSQL (make postgres installs it)."""
+    st = HaStack(tmp_path_factory.mktemp("airflow-ha"), schedulers=2)
+    try:
+        st.start()
+        st.wait_dags(["ha"])
         yield st
     finally:
         st.stop()

@@ -1,0 +1,186 @@
+"""Several Airflow schedulers at once on PostgreSQL: the devstack for high availability (HA).
+
+``HaStack`` is a ``Stack`` whose metadata database is a throwaway PostgreSQL cluster
+(``devstack.postgres``) and which runs ``schedulers`` schedulers, each with EcsExecutor, its own log
+file (``logs/scheduler-<n>.log``) and its own host name (``scheduler-<n>.<fqdn>``, through
+``[core] hostname_callable``), so its scheduler job in Airflow's database says which process it is.
+
+Airflow counts a scheduler as dead when its job has not heartbeaten for
+``[scheduler] scheduler_health_check_threshold`` seconds; every
+``[scheduler] orphaned_tasks_check_interval`` seconds each live scheduler looks for task instances
+that a dead one queued and hands them to its executor's ``try_adopt_task_instances``. The devstack
+sets both short, so a killed scheduler's tasks are adopted within about 15 s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy
+
+from devstack.postgres import Postgres
+from devstack.stack import BIN, Stack
+
+SCHEDULER_ENV = "DEVSTACK_SCHEDULER"  # the name a scheduler process goes by, for its host name
+HA_SETTINGS = {
+    # A scheduler whose job has not heartbeaten for this long is dead (the devstack's schedulers
+    # heartbeat every second; a loaded 2-core machine can delay one by a few seconds).
+    "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "10",
+    # How often each scheduler looks for a dead one's task instances to adopt.
+    "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "5",
+}
+
+
+def scheduler_hostname() -> str:
+    """``[core] hostname_callable`` of the devstack's schedulers: the machine's name, prefixed."""
+    return f"{os.environ.get(SCHEDULER_ENV, 'scheduler')}.{socket.getfqdn()}"
+
+
+class HaStack(Stack):
+    """A ``Stack`` on PostgreSQL with ``schedulers`` schedulers, named scheduler-1, scheduler-2, ..."""
+
+    def __init__(self, home: Path, *, schedulers: int = 2, **kwargs: Any) -> None:
+        # Every scheduler would read the devstack's one events queue and take the others' events
+        # (each needs a queue of its own, docs/setup.md): several schedulers track by polling here.
+        kwargs.setdefault("task_events", False)
+        super().__init__(home, **kwargs)
+        if schedulers < 1:
+            raise ValueError("an HA stack needs at least one scheduler")
+        for key, value in HA_SETTINGS.items():
+            self.extra_env.setdefault(key, value)
+        self.scheduler_names = [f"scheduler-{n}" for n in range(1, schedulers + 1)]
+        self.postgres = Postgres()
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        if self.postgres.dir is not None:
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = self.postgres.url
+        return env
+
+    @property
+    def database_url(self) -> str:
+        return self.env()["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+
+    def start(self, *, fresh: bool = True) -> HaStack:
+        if self.postgres.dir is None:
+            self.postgres.start()
+        super().start(fresh=fresh)
+        return self
+
+    def start_scheduler(self, name: str | None = None) -> None:
+        """Start one scheduler by name, or (as ``Stack.start`` does) every one."""
+        for each in [name] if name else self.scheduler_names:
+            env = self.env()
+            env[SCHEDULER_ENV] = each
+            env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] = f"{__name__}.scheduler_hostname"
+            with (self.home / "logs").joinpath(f"{each}.log").open("ab") as log:
+                self.procs[each] = subprocess.Popen(
+                    [str(BIN / "airflow"), "scheduler"],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.home,
+                    start_new_session=True,
+                )
+
+    def kill_scheduler(self, name: str | None = None) -> None:
+        """SIGKILL one scheduler (by default the first), as a crashed machine would end it."""
+        proc = self.procs.pop(name or self.scheduler_names[0])
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+    def hostname_of(self, name: str) -> str:
+        """The host name a scheduler's job has in Airflow's database."""
+        return f"{name}.{socket.getfqdn()}"
+
+    def stop(self) -> None:
+        # The schedulers first (their executors may still call ECS as they end), then the rest as
+        # Stack.stop does, then the database everything else was using.
+        try:
+            procs = [p for p in (self.procs.pop(n, None) for n in self.scheduler_names) if p is not None]
+            for proc in procs:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            for proc in procs:
+                try:
+                    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=30)
+            super().stop()
+        finally:
+            self.postgres.stop()
+
+
+# -- Airflow's metadata database, read directly (SQLite or PostgreSQL) ------------------------------
+@dataclass(frozen=True)
+class TaskInstanceRow:
+    """One task instance as Airflow's database has it, with the scheduler job that queued it."""
+
+    task_id: str
+    map_index: int
+    state: str | None
+    try_number: int
+    external_executor_id: str | None  # the ECS task ARN, once the executor reported it
+    queued_by: str | None  # the host name of the scheduler job that queued it
+    queued_by_state: str | None  # that job's state: running, or failed once counted as dead
+
+
+def _query(stack: Stack, sql: str, **params: Any) -> list[Any]:
+    # The REST API pages task instances 100 at a time; the database answers in one query.
+    engine = sqlalchemy.create_engine(stack.env()["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    try:
+        with engine.connect() as db:
+            return list(db.execute(sqlalchemy.text(sql), params))
+    finally:
+        engine.dispose()
+
+
+def task_instance_rows(stack: Stack, dag_id: str, run_id: str) -> list[TaskInstanceRow]:
+    """Every task instance of one DAG run, with the scheduler job that queued it."""
+    rows = _query(
+        stack,
+        "select ti.task_id, ti.map_index, ti.state, ti.try_number, ti.external_executor_id, j.hostname, j.state "
+        "from task_instance ti left join job j on j.id = ti.queued_by_job_id "
+        "where ti.dag_id = :dag_id and ti.run_id = :run_id",
+        dag_id=dag_id,
+        run_id=run_id,
+    )
+    return [TaskInstanceRow(r[0], int(r[1]), r[2], int(r[3] or 0), r[4], r[5], r[6]) for r in rows]
+
+
+def scheduler_job_states(stack: Stack) -> dict[str, str]:
+    """Each scheduler job's host name and state, the newest job of a host name winning."""
+    rows = _query(stack, "select hostname, state from job where job_type = 'SchedulerJob' order by id")
+    return {str(hostname): str(state) for hostname, state in rows}
+
+
+def kill_busiest_scheduler(stack: HaStack, dag_id: str, run_id: str) -> tuple[str, int]:
+    """SIGKILL the live scheduler that queued most of the run's task instances now in ECS.
+
+    In ECS means queued or running with an ECS task ARN recorded: what a surviving scheduler adopts.
+    Returns the scheduler's name and that count.
+    """
+    rows = task_instance_rows(stack, dag_id, run_id)
+    live = [name for name in stack.scheduler_names if name in stack.procs]
+
+    def in_ecs(name: str) -> int:
+        host = stack.hostname_of(name)
+        return sum(
+            1 for r in rows if r.queued_by == host and r.external_executor_id and r.state in ("queued", "running")
+        )
+
+    victim = max(live, key=in_ecs)
+    count = in_ecs(victim)
+    stack.kill_scheduler(victim)
+    return victim, count
