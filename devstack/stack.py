@@ -177,9 +177,7 @@ class Stack:
                 self.profile,
                 "--log-level",
                 "WARNING",
-                "--env-file",
-                str(self.home / "emulator.env"),
-            ],
+            ],  # its env file: the default one, so `python -m ecs_emulator env --port N` finds it
             env=self.emulator_env(),
         )
         self._wait_http(f"{self.endpoint_url}/_emulator/health", "the ECS emulator", headers=self._control_headers())

@@ -1,7 +1,8 @@
 """The emulator's pytest plugin (installed through the ``pytest11`` entry point).
 
 - ``ecs_emulator_server`` yields a started ``Emulator`` (profile ``fast``) on 127.0.0.1 and a
-  free port, and stops it (and every process it started) afterwards.
+  free port, and stops it (and every process it started) afterwards. It accepts only requests
+  signed with its own per-start key: ``boto3.client("ecs", **ecs_emulator_server.client_kwargs())``.
 - Every emulator started during the session checks its responses against botocore's output
   shapes: the plugin sets ``ECS_EMULATOR_VALIDATE_RESPONSES=1`` (unless it is already set, so
   ``ECS_EMULATOR_VALIDATE_RESPONSES=0`` turns checking off) and names a report file in
@@ -130,6 +131,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.fixture
 def ecs_emulator_server() -> Iterator[Emulator]:
-    """A started emulator on 127.0.0.1 and a free port, its responses checked; stopped after the test."""
+    """A started emulator on 127.0.0.1 and a free port, its responses checked; stopped after the test.
+
+    Clients need its credentials: ``boto3.client("ecs", **ecs_emulator_server.client_kwargs())``.
+    """
     with Emulator("fast", validate_responses=True) as em:
         yield em

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import boto3
-from botocore.auth import S3SigV4Auth, SigV4Auth
+from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
@@ -72,6 +72,18 @@ def sign(
     canonical = signer.canonical_request(request)
     signer._inject_signature_to_request(request, signer.signature(signer.string_to_sign(request, canonical), request))
     return dict(request.headers.items())
+
+
+def presign_s3(emulator: Emulator, path: str, *, when: datetime, expires: int) -> str:
+    """A SigV4 presigned S3 GET URL made at ``when``, as boto3's generate_presigned_url makes one."""
+    request = AWSRequest(method="GET", url=emulator.endpoint_url + path)
+    credentials = Credentials(emulator.access_key_id, emulator.secret_access_key)
+    signer = S3SigV4QueryAuth(credentials, "s3", "us-east-1", expires=expires)
+    request.context["timestamp"] = when.strftime("%Y%m%dT%H%M%SZ")
+    signer._modify_request_before_signing(request)
+    canonical = signer.canonical_request(request)
+    signer._inject_signature_to_request(request, signer.signature(signer.string_to_sign(request, canonical), request))
+    return str(request.url)
 
 
 def wait_for(check: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.05) -> T:

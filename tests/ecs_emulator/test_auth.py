@@ -23,7 +23,6 @@ import hmac
 import http.client
 import io
 import json
-import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -38,8 +37,10 @@ from botocore.exceptions import ClientError
 
 from ecs_emulator import Emulator
 from ecs_emulator.runners import STRIPPED_ENV
-from tests.helpers import PYTHON, aws_client, sign, wait_stopped
+from tests.helpers import PYTHON, aws_client, presign_s3, sign, wait_stopped
 
+# The emulator imports no Airflow: these run once, on the newest Airflow only (make test budget).
+pytestmark = pytest.mark.newest_only
 ECS_TARGET = "AmazonEC2ContainerServiceV20141113."
 BUCKET = "task-logs"
 SECRET_OBJECT = b"remote task log: secret-ish content"
@@ -260,8 +261,11 @@ def test_boto3_uploads_and_presigned_urls_are_accepted(emulator: Emulator, s3_wi
         urllib.request.urlopen(tampered, timeout=10)
     assert refused.value.code == 403 and b"SignatureDoesNotMatch" in refused.value.read()
 
-    short = s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "presigned"}, ExpiresIn=1)
-    time.sleep(1.2)
+    # Made 10 minutes ago: valid for 900 s it is still good, for 300 s it has expired.
+    when = datetime.now(UTC) - timedelta(minutes=10)
+    with urllib.request.urlopen(presign_s3(emulator, f"/{BUCKET}/presigned", when=when, expires=900), timeout=10) as r:
+        assert r.read() == b"via a presigned URL"
+    short = presign_s3(emulator, f"/{BUCKET}/presigned", when=when, expires=300)
     with pytest.raises(urllib.error.HTTPError) as expired:
         urllib.request.urlopen(short, timeout=10)
     assert expired.value.code == 403 and b"Request has expired" in expired.value.read()

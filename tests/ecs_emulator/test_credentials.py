@@ -19,6 +19,9 @@ from ecs_emulator import credentials as creds
 from ecs_emulator.emulator import ControlClient
 from tests.helpers import aws_client
 
+# The emulator imports no Airflow: these run once, on the newest Airflow only (make test budget).
+pytestmark = pytest.mark.newest_only
+
 
 def test_each_emulator_draws_its_own_credentials_and_token() -> None:
     with Emulator("fast", runner="simulated") as one, Emulator("fast", runner="simulated") as two:
