@@ -199,6 +199,11 @@ def markdown(report: dict[str, Any]) -> str:
         f"{meta['date']}, commit {meta['commit']}, {meta['machine']}. Emulator profile `aws` (RunTask bucket "
         f"{BURST:.0f} burst + {QUOTA:.0f}/s, shared by every executor), simulated tasks. "
         "`python -m benchmarks.pacing`.",
+        *(
+            [f"Upstream's rows are from the run at commit {meta['upstream_rows_from']} (`--keep-upstream`)."]
+            if meta.get("upstream_rows_from")
+            else []
+        ),
         "",
         "## Several schedulers, one RunTask quota",
         "",
