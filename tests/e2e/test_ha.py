@@ -27,8 +27,9 @@ pytestmark = [
     pytest.mark.timeout(900),
     # Not yet green: on this devstack (PostgreSQL, two schedulers) the first ECS task's
     # PATCH /execution/task-instances/{id}/run waits ~50 s in the API server, the task's client
-    # gives up (ReadTimeout) and the try fails before any scheduler is killed. Kept out of
-    # make test until that wait is explained; run it with HA_E2E=1.
+    # gives up (ReadTimeout) and the try fails before any scheduler is killed. One scheduler on
+    # PostgreSQL shows it too (seen under a load average of ~20). Kept out of make test until that
+    # wait is explained; run it with HA_E2E=1.
     pytest.mark.skipif(os.environ.get("HA_E2E") != "1", reason="HA e2e under investigation: set HA_E2E=1"),
 ]
 
