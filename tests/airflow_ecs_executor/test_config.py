@@ -112,3 +112,14 @@ def test_rejections_name_the_fix(raw: dict[str, Any], needle: str) -> None:
 def test_every_option_is_documented() -> None:
     for name, field in ExecutorConfig.model_fields.items():
         assert field.description, f"{name} has no description"
+
+
+def test_sealed_delivery_is_the_default_and_needs_a_key() -> None:
+    assert parse_config(BASE).workload_delivery == "sealed"
+    without_key = {k: v for k, v in BASE.items() if k != "workload_kms_key"}
+    with pytest.raises(ConfigError) as err:
+        parse_config(without_key)
+    assert "workload_kms_key" in str(err.value) and "workload_delivery = plain" in str(err.value)
+    assert parse_config({**without_key, "workload_delivery": "plain"}).workload_kms_key is None
+    with pytest.raises(ConfigError, match="workload_delivery"):
+        parse_config({**BASE, "workload_delivery": "clear"})
