@@ -150,3 +150,14 @@ def test_endpoint_url_valid_or_unset() -> None:
         "https://ecs.eu-west-1.amazonaws.com"
     )
     assert parse_config({**BASE, "endpoint_url": ""}).endpoint_url is None
+
+
+def test_sealed_delivery_is_the_default_and_needs_a_key() -> None:
+    assert parse_config(BASE).workload_delivery == "sealed"
+    without_key = {k: v for k, v in BASE.items() if k != "workload_kms_key"}
+    with pytest.raises(ConfigError) as err:
+        parse_config(without_key)
+    assert "workload_kms_key" in str(err.value) and "workload_delivery = plain" in str(err.value)
+    assert parse_config({**without_key, "workload_delivery": "plain"}).workload_kms_key is None
+    with pytest.raises(ConfigError, match="workload_delivery"):
+        parse_config({**BASE, "workload_delivery": "clear"})

@@ -63,7 +63,10 @@ def test_api_server_url_on_loopback_is_a_warning(ecs_setup: Any, executor_env: d
         ({"container_name": "web"}, "has no container 'web'"),
         ({"launch_rate": "fast"}, "launch_rate"),
         # A connection that does not exist falls back to boto3's chain; nothing answers at the endpoint.
-        ({"conn_id": "missing_conn", "endpoint_url": "http://127.0.0.1:9"}, "endpoint: nothing answers at http://127.0.0.1:9"),
+        (
+            {"conn_id": "missing_conn", "endpoint_url": "http://127.0.0.1:9"},
+            "endpoint: nothing answers at http://127.0.0.1:9",
+        ),
         (
             {"capacity_provider_strategy": '[{"capacityProvider": "FARGATE_SPOT"}]'},
             "capacity providers ['FARGATE_SPOT'] are not attached",
