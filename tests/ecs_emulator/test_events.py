@@ -26,7 +26,7 @@ from tests.helpers import aws_client, wait_for
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$")
 
 
-def events_to_queue(endpoint: str, name: str, cluster_arn: str, rule: str = "ecs-task-events") -> str:
+def events_to_queue(endpoint: Emulator | str, name: str, cluster_arn: str, rule: str = "ecs-task-events") -> str:
     """A queue fed by a rule matching this cluster's task state changes (what CloudFormation creates)."""
     sqs, events = aws_client("sqs", endpoint), aws_client("events", endpoint)
     url = sqs.create_queue(QueueName=name)["QueueUrl"]
@@ -50,7 +50,7 @@ def receive_all(sqs: Any, url: str, until: Any, timeout: float = 20.0) -> list[d
 
 
 def run_one(emulator: Emulator, cluster: str = "airflow") -> str:
-    ecs = aws_client("ecs", emulator.endpoint_url)
+    ecs = aws_client("ecs", emulator)
     ecs.register_task_definition(
         family="ev", containerDefinitions=[{"name": "main", "image": "busybox", "memory": 64, "command": ["true"]}]
     )
@@ -59,15 +59,15 @@ def run_one(emulator: Emulator, cluster: str = "airflow") -> str:
 
 def test_every_transition_is_an_ecs_task_state_change_event_on_the_rules_queue() -> None:
     with Emulator("fast", runner="simulated") as emulator:
-        ecs = aws_client("ecs", emulator.endpoint_url)
+        ecs = aws_client("ecs", emulator)
         cluster_arn = ecs.create_cluster(clusterName="airflow")["cluster"]["clusterArn"]
         ecs.create_cluster(clusterName="other")
         emulator.register_container_instances("airflow", count=1)
         emulator.register_container_instances("other", count=1)
-        url = events_to_queue(emulator.endpoint_url, "scheduler-a", cluster_arn)
+        url = events_to_queue(emulator, "scheduler-a", cluster_arn)
         arn = run_one(emulator)
         run_one(emulator, "other")  # not this rule's cluster: never on the queue
-        sqs = aws_client("sqs", emulator.endpoint_url)
+        sqs = aws_client("sqs", emulator)
         got = receive_all(sqs, url, lambda out: any(e["detail"]["lastStatus"] == "STOPPED" for e in out))
         assert got, "no event reached the queue"
         for event in got:
@@ -92,13 +92,13 @@ def test_every_transition_is_an_ecs_task_state_change_event_on_the_rules_queue()
 def test_two_targets_of_one_rule_each_get_every_event() -> None:
     """The queue-per-scheduler layout: one rule, one target per scheduler's queue."""
     with Emulator("fast", runner="simulated") as emulator:
-        ecs = aws_client("ecs", emulator.endpoint_url)
+        ecs = aws_client("ecs", emulator)
         cluster_arn = ecs.create_cluster(clusterName="airflow")["cluster"]["clusterArn"]
         emulator.register_container_instances("airflow", count=1)
-        a = events_to_queue(emulator.endpoint_url, "scheduler-a", cluster_arn)
-        b = events_to_queue(emulator.endpoint_url, "scheduler-b", cluster_arn)
+        a = events_to_queue(emulator, "scheduler-a", cluster_arn)
+        b = events_to_queue(emulator, "scheduler-b", cluster_arn)
         run_one(emulator)
-        sqs = aws_client("sqs", emulator.endpoint_url)
+        sqs = aws_client("sqs", emulator)
 
         def stopped(out: list[dict[str, Any]]) -> bool:
             return any(e["detail"]["lastStatus"] == "STOPPED" for e in out)

@@ -8,7 +8,6 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ecs_emulator import Emulator, Profile
-from ecs_emulator.emulator import ControlClient
 from ecs_emulator.profile import ContainerInstances
 from tests.helpers import aws_client, python_container, register_instance, wait_stopped
 
@@ -190,7 +189,7 @@ def test_spot_and_on_demand_are_separate_pools() -> None:
     (AWS knowledge center, ecs-fargate-runtask-capacity). Caps come from the profile and the control API."""
     profile = Profile(name="spot", capacity={"providers": {"FARGATE_SPOT": 1}})  # type: ignore[arg-type]
     with Emulator(profile, runner="simulated", validate_responses=True) as em:
-        ecs = aws_client("ecs", em.endpoint_url)
+        ecs = aws_client("ecs", em)
         run = _fargate(ecs)
         first = ecs.run_task(**run, capacityProviderStrategy=_on("FARGATE_SPOT"))
         assert first["tasks"][0]["capacityProviderName"] == "FARGATE_SPOT"
@@ -202,9 +201,9 @@ def test_spot_and_on_demand_are_separate_pools() -> None:
         # On-demand Fargate still has room: ECS never moves a task between providers by itself.
         on_demand = ecs.run_task(**run, capacityProviderStrategy=_on("FARGATE"))
         assert on_demand["tasks"][0]["capacityProviderName"] == "FARGATE"
-        ControlClient(em.endpoint_url).set_provider_capacity("FARGATE", 1)
+        em.control_client().set_provider_capacity("FARGATE", 1)
         assert ecs.run_task(**run, capacityProviderStrategy=_on("FARGATE"))["tasks"] == []
-        ControlClient(em.endpoint_url).set_provider_capacity("FARGATE_SPOT", None)
+        em.control_client().set_provider_capacity("FARGATE_SPOT", None)
         assert ecs.run_task(**run, capacityProviderStrategy=_on("FARGATE_SPOT"))["tasks"]
         assert em.provider_capacity() == {"FARGATE": 1}
         # A stopped task gives its place back.
@@ -215,7 +214,7 @@ def test_spot_and_on_demand_are_separate_pools() -> None:
 
 
 def test_provider_capacity_route_refuses_bad_input(emulator: Emulator) -> None:
-    control = ControlClient(emulator.endpoint_url)
+    control = emulator.control_client()
     with pytest.raises(RuntimeError, match="400"):
         control.set_provider_capacity("", 1)
     with pytest.raises(RuntimeError, match="integer >= 0"):

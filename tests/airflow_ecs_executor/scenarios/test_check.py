@@ -11,6 +11,7 @@ import pytest
 
 from airflow_ecs_executor.check import Checker, Item, render
 from airflow_ecs_executor.connection import make_client
+from ecs_emulator import Emulator
 from tests.helpers import aws_client
 
 API_URL = "http://airflow-api.internal:8080/execution/"
@@ -143,17 +144,19 @@ def test_airflow_cli_command(ecs_setup: Any, executor_env: dict[str, str]) -> No
     )
 
 
-def test_task_events_queue_rule_and_delete_permission_are_checked(ecs_setup: Any, executor_env: dict[str, str]) -> None:
+def test_task_events_queue_rule_and_delete_permission_are_checked(
+    ecs_setup: Any, executor_env: dict[str, str], emulator: Emulator
+) -> None:
     from tests.ecs_emulator.test_events import events_to_queue
 
     endpoint = executor_env["AIRFLOW__ECS_EXECUTOR__ENDPOINT_URL"]
     cluster_arn = ecs_setup.describe_clusters(clusters=["airflow"])["clusters"][0]["clusterArn"]
-    url = events_to_queue(endpoint, "scheduler-a", cluster_arn)
+    url = events_to_queue(emulator, "scheduler-a", cluster_arn)
     items = check(executor_env, task_events_queue_url=url)
     ok = [i.what for i in items if i.status == "ok"]
     assert {"task events queue", "task events rule", "permission sqs:DeleteMessage"} <= set(ok), items
     # A queue no rule targets: the check says which rule to add.
-    lonely = aws_client("sqs", endpoint).create_queue(QueueName="lonely")["QueueUrl"]
+    lonely = aws_client("sqs", emulator).create_queue(QueueName="lonely")["QueueUrl"]
     failed = by_status(check(executor_env, task_events_queue_url=lonely), "fail")
     assert any("no ENABLED EventBridge rule" in f for f in failed), failed
     missing = by_status(check(executor_env, task_events_queue_url=f"{endpoint}/123456789012/nope"), "fail")

@@ -87,7 +87,7 @@ def events_up(*executors: Any) -> None:
 
 
 def queue_drained(emulator: Emulator, url: str) -> bool:
-    attrs = aws_client("sqs", emulator.endpoint_url).get_queue_attributes(
+    attrs = aws_client("sqs", emulator).get_queue_attributes(
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
     )["Attributes"]
     return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"]) == 0
@@ -101,8 +101,8 @@ def test_two_schedulers_each_track_their_own_tasks_by_events_and_adopt_by_events
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     cluster_arn = ecs_setup.describe_clusters(clusters=["airflow"])["clusters"][0]["clusterArn"]
-    queue_a = events_to_queue(emulator.endpoint_url, "scheduler-a", cluster_arn)
-    queue_b = events_to_queue(emulator.endpoint_url, "scheduler-b", cluster_arn)
+    queue_a = events_to_queue(emulator, "scheduler-a", cluster_arn)
+    queue_b = events_to_queue(emulator, "scheduler-b", cluster_arn)
     a, b = started(queue_a, monkeypatch), started(queue_b, monkeypatch)
     try:
         events_up(a, b)
@@ -178,7 +178,7 @@ def test_a_queue_that_cannot_be_read_falls_back_to_polling_then_recovers(
         assert metrics.counts["ecs_executor.events.fallback"] == 1
         assert not ex._events_tracking
         cluster_arn = ecs_setup.describe_clusters(clusters=["airflow"])["clusters"][0]["clusterArn"]
-        events_to_queue(emulator.endpoint_url, "not-created-yet", cluster_arn)
+        events_to_queue(emulator, "not-created-yet", cluster_arn)
         wait_for(lambda: ex.heartbeat() or ex._events_tracking, timeout=60)
         assert metrics.counts["ecs_executor.events.recovered"] == 1
     finally:

@@ -20,7 +20,7 @@ from tests.helpers import aws_client, wait_for
 
 @pytest.fixture
 def spot_executor(emulator: Emulator, executor_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    ecs = aws_client("ecs", emulator.endpoint_url)
+    ecs = aws_client("ecs", emulator)
     ecs.create_cluster(clusterName="spot", capacityProviders=["FARGATE", "FARGATE_SPOT"])
     ecs.register_task_definition(
         family="airflow-fargate",
@@ -50,7 +50,7 @@ def spot_executor(emulator: Emulator, executor_env: dict[str, str], monkeypatch:
 
 
 def _tags(emulator: Emulator, arn: str) -> dict[str, str]:
-    ecs = aws_client("ecs", emulator.endpoint_url)
+    ecs = aws_client("ecs", emulator)
     return {t["key"]: t["value"] for t in ecs.list_tags_for_resource(resourceArn=arn)["tags"]}
 
 
