@@ -64,7 +64,8 @@ def _resources(task: Mapping[str, Any]) -> str:
     """The CPU units and MiB the task got: executor_config's or the queue's overrides, else its definition's."""
     overrides = task.get("overrides") or {}
     container = (task.get("containers") or [{}])[0]
-    cpu = overrides.get("cpu") or task.get("cpu") or container.get("cpu") or "-"
+    container_cpu = container.get("cpu") if container.get("cpu") not in (None, "0") else None  # "0": unreserved
+    cpu = overrides.get("cpu") or task.get("cpu") or container_cpu or "-"
     memory = overrides.get("memory") or task.get("memory") or container.get("memory") or "-"
     return f"{cpu}/{memory}"
 

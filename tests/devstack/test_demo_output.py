@@ -5,11 +5,15 @@ from __future__ import annotations
 import subprocess
 from typing import Any
 
+import pytest
+
 from airflow_ecs_executor.config import parse_config
 from devstack.byhand import as_exports, as_ini, section, setup_ecs
 from devstack.demo import _definition, _resources, _stop, _summary
 from ecs_emulator import Emulator
 from tests.helpers import aws_client, python_container, wait_for
+
+pytestmark = pytest.mark.newest_only  # the demo runs on the newest Airflow only
 
 
 def test_printed_settings_are_a_valid_section(ecs_emulator_server: Emulator, monkeypatch: Any) -> None:

@@ -99,6 +99,7 @@ def test_there_are_runnable_blocks() -> None:
     assert blocks("by-hand")
 
 
+@pytest.mark.newest_only  # the blocks call no Airflow; once is enough
 @pytest.mark.parametrize("block", blocks("emulator"), ids=lambda b: b.id)
 def test_emulator_block_runs(block: Block, ecs_emulator_server: Any, tmp_path: Path) -> None:
     env = base_env()
