@@ -193,6 +193,10 @@ class TaskLifecycle:
                 c.reason = c.forced_reason or reason
                 if c.forced_reason == OOM_REASON:
                     c.exit_code = 137
+                # A container's state change is a task state change too: ECS increments the task's
+                # version and publishes an event carrying the exit code (ecs_cwe_events.html).
+                task.version += 1
+                self.changed(task)
                 if task.starting:
                     return  # _start_containers looks at the exit once it has recorded every container
                 self._check_essential(task)

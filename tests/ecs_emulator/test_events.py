@@ -17,12 +17,16 @@ import time
 from collections import Counter
 from typing import Any
 
+import pytest
+
 from ecs_emulator import Emulator
 from ecs_emulator.events import TaskEvents
 from ecs_emulator.profile import EventFaults, Spread
 from ecs_emulator.timeline import Timeline
 from tests.helpers import aws_client, wait_for
 
+# The emulator does not depend on Airflow's version: once is enough.
+pytestmark = pytest.mark.newest_only
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$")
 
 

@@ -574,7 +574,7 @@ class EventsOfOneTask(RuleBasedStateMachine):
 
 
 EventsOfOneTask.TestCase.settings = settings(
-    max_examples=200, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=80, stateful_step_count=20, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 TestEventsOfOneTask = EventsOfOneTask.TestCase
 

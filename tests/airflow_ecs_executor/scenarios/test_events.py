@@ -160,6 +160,7 @@ def test_two_schedulers_each_track_their_own_tasks_by_events_and_adopt_by_events
         a.terminate()
 
 
+@pytest.mark.newest_only  # the fallback is ours alone; the two-scheduler test covers events on both Airflows
 def test_a_queue_that_cannot_be_read_falls_back_to_polling_then_recovers(
     ecs_setup: Any,
     executor_env: dict[str, str],
