@@ -14,12 +14,10 @@ sets both short, so a killed scheduler's tasks are adopted within about 15 s.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,18 +103,7 @@ class HaStack(Stack):
         # The schedulers first (their executors may still call ECS as they end), then the rest as
         # Stack.stop does, then the database everything else was using.
         try:
-            procs = [p for p in (self.procs.pop(n, None) for n in self.scheduler_names) if p is not None]
-            for proc in procs:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-            deadline = time.monotonic() + 30
-            for proc in procs:
-                try:
-                    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=30)
+            self.stop_processes(self.scheduler_names)
             super().stop()
         finally:
             self.postgres.stop()

@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -217,18 +218,22 @@ class Stack:
         # Airflow servers together (the triggerer alone takes seconds to let its triggers clean up),
         # then ECS. Whatever has not exited 30 s after SIGTERM is killed.
         for names in (("scheduler",), ("triggerer", "dag-processor", "api-server"), ("emulator",)):
-            procs = [proc for proc in (self.procs.pop(name, None) for name in names) if proc is not None]
-            for proc in procs:
+            self.stop_processes(names)
+
+    def stop_processes(self, names: Sequence[str]) -> None:
+        """SIGTERM these processes together; whatever has not exited 30 s later is killed."""
+        procs = [proc for proc in (self.procs.pop(name, None) for name in names) if proc is not None]
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for proc in procs:
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-            deadline = time.monotonic() + 30
-            for proc in procs:
-                try:
-                    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=30)
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
 
     def _wait_http(self, url: str, what: str, timeout: float = 60.0, headers: dict[str, str] | None = None) -> None:
         deadline = time.monotonic() + timeout

@@ -22,14 +22,14 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from airflow_ecs_executor.aws.client import AwsCallError
 from airflow_ecs_executor.aws.events import EventMessage, EventQueue
 from airflow_ecs_executor.core.backoff import Backoff
-from airflow_ecs_executor.runtime.workers import RESTART_PAUSE, WorkerRestarted
+from airflow_ecs_executor.runtime.workers import Supervisor, WorkerRestarted
 
 _log = logging.getLogger(__name__)
 RETRY: Final = Backoff(base=2.0, cap=60.0)  # between receives while the queue fails
@@ -79,39 +79,14 @@ class EventFeed:
         self._closed = threading.Event()
         self._failures = 0
         self.healthy = False  # set by the scheduler thread from FeedUp / FeedDown
-        self._loops: dict[str, Callable[[], None]] = {
-            "ecs-executor-events": self._receive_loop,
-            "ecs-executor-events-delete": self._delete_loop,
-        }
-        self._threads: dict[str, threading.Thread] = {}
-        for name in self._loops:
-            self._start_thread(name)
-
-    # -- supervision (as Workers) -------------------------------------------------------------
-    def _start_thread(self, name: str) -> None:
-        thread = threading.Thread(target=self._supervised, args=(name,), name=name, daemon=True)
-        self._threads[name] = thread
-        thread.start()
-
-    def _supervised(self, name: str) -> None:
-        while not self._closed.is_set():
-            try:
-                self._loops[name]()
-                return
-            except Exception as exc:
-                _log.exception("%s failed; starting it again in %.0f s", name, RESTART_PAUSE)
-                self._results.put(WorkerRestarted(name, f"{type(exc).__name__}: {exc}"))
-                self._closed.wait(RESTART_PAUSE)
+        self._supervisor = Supervisor(
+            {"ecs-executor-events": self._receive_loop, "ecs-executor-events-delete": self._delete_loop},
+            self._closed,
+            self._results.put,
+        )
 
     def ensure_alive(self) -> list[str]:
-        if self._closed.is_set():
-            return []
-        dead = [name for name, thread in self._threads.items() if not thread.is_alive()]
-        for name in dead:
-            _log.error("%s is not running; starting it again", name)
-            self._results.put(WorkerRestarted(name, "the thread had stopped"))
-            self._start_thread(name)
-        return dead
+        return self._supervisor.ensure_alive()
 
     # -- the scheduler thread's side ----------------------------------------------------------
     def drain(self, limit: int = 1_000) -> list[FeedResult]:
@@ -132,7 +107,7 @@ class EventFeed:
         self._closed.set()
         self._acks.put("")  # wakes the deleter
         deadline = time.monotonic() + timeout
-        for thread in self._threads.values():
+        for thread in self._supervisor.threads():
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     # -- threads ------------------------------------------------------------------------------

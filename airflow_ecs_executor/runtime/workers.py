@@ -118,6 +118,56 @@ RESTART_PAUSE = 1.0  # seconds before a failed worker loop starts again
 STOP_ATTEMPTS = 6  # StopTask calls per stop (about 15 s of backoff in all)
 
 
+class Supervisor:
+    """Runs named loops on daemon threads until ``closed`` is set.
+
+    A loop that raises is logged with its traceback, reported as ``WorkerRestarted`` and started
+    again after ``RESTART_PAUSE``; ``ensure_alive`` starts again a thread that is gone.
+    """
+
+    def __init__(
+        self,
+        loops: Mapping[str, Callable[[], None]],
+        closed: threading.Event,
+        report: Callable[[WorkerRestarted], None],
+    ) -> None:
+        self._loops = dict(loops)
+        self._closed = closed
+        self._report = report
+        self._threads: dict[str, threading.Thread] = {}
+        for name in self._loops:
+            self._start(name)
+
+    def threads(self) -> list[threading.Thread]:
+        return list(self._threads.values())
+
+    def _start(self, name: str) -> None:
+        thread = threading.Thread(target=self._run, args=(name,), name=name, daemon=True)
+        self._threads[name] = thread
+        thread.start()
+
+    def _run(self, name: str) -> None:
+        while not self._closed.is_set():
+            try:
+                self._loops[name]()
+                return  # a loop returns only when its owner closes
+            except Exception as exc:
+                _log.exception("%s failed; starting it again in %.0f s", name, RESTART_PAUSE)
+                self._report(WorkerRestarted(name, f"{type(exc).__name__}: {exc}"))
+                self._closed.wait(RESTART_PAUSE)
+
+    def ensure_alive(self) -> list[str]:
+        """Start again any thread that died; returns their names."""
+        if self._closed.is_set():
+            return []
+        dead = [name for name, thread in self._threads.items() if not thread.is_alive()]
+        for name in dead:
+            _log.error("%s is not running; starting it again", name)
+            self._report(WorkerRestarted(name, "the thread had stopped"))
+            self._start(name)
+        return dead
+
+
 class Workers:
     """The launcher and tracker threads and their pool."""
 
@@ -155,40 +205,15 @@ class Workers:
         self.launches_in_flight = 0
         self._stops: set[Future[None]] = set()
         self._stops_lock = threading.Lock()
-        self._loops: dict[str, Callable[[], None]] = {
-            "ecs-executor-launcher": self._launch_loop,
-            "ecs-executor-tracker": self._track_loop,
-        }
-        self._threads: dict[str, threading.Thread] = {}
-        for name in self._loops:
-            self._start_thread(name)
-
-    # -- supervision ----------------------------------------------------------------------------
-    def _start_thread(self, name: str) -> None:
-        thread = threading.Thread(target=self._supervised, args=(name,), name=name, daemon=True)
-        self._threads[name] = thread
-        thread.start()
-
-    def _supervised(self, name: str) -> None:
-        while not self._closed.is_set():
-            try:
-                self._loops[name]()
-                return  # a loop returns only when the workers close
-            except Exception as exc:
-                _log.exception("%s failed; starting it again in %.0f s", name, RESTART_PAUSE)
-                self._results.put(WorkerRestarted(name, f"{type(exc).__name__}: {exc}"))
-                self._closed.wait(RESTART_PAUSE)
+        self._supervisor = Supervisor(
+            {"ecs-executor-launcher": self._launch_loop, "ecs-executor-tracker": self._track_loop},
+            self._closed,
+            self._results.put,
+        )
 
     def ensure_alive(self) -> list[str]:
         """Start again any worker thread that died; returns their names (the scheduler thread calls this)."""
-        if self._closed.is_set():
-            return []
-        dead = [name for name, thread in self._threads.items() if not thread.is_alive()]
-        for name in dead:
-            _log.error("%s is not running; starting it again", name)
-            self._results.put(WorkerRestarted(name, "the thread had stopped"))
-            self._start_thread(name)
-        return dead
+        return self._supervisor.ensure_alive()
 
     # -- the scheduler thread's side: never blocks on AWS ---------------------------------------
     def submit(self, queueing: str, attempt: int, request: RequestSource, *, priority: int, delay: float = 0.0) -> None:
@@ -279,7 +304,7 @@ class Workers:
         self._closed.set()
         with self._cond:
             self._cond.notify_all()
-        for t in list(self._threads.values()):
+        for t in self._supervisor.threads():
             t.join(timeout=max(0.0, deadline - self._clock()))
         with self._stops_lock:
             stops = list(self._stops)

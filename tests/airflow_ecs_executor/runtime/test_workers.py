@@ -164,11 +164,11 @@ def test_a_dead_thread_is_started_again_by_ensure_alive(emulator: Emulator) -> N
     workers = Workers(EcsClient(setup(emulator), "c"), launch_rate=100, launch_concurrency=2)
     try:
         workers._closed.set()  # let both loops end as if they had died
-        for thread in workers._threads.values():
+        for thread in workers._supervisor.threads():
             thread.join(timeout=5)
         workers._closed.clear()
         assert sorted(workers.ensure_alive()) == ["ecs-executor-launcher", "ecs-executor-tracker"]
-        assert all(t.is_alive() for t in workers._threads.values())
+        assert all(t.is_alive() for t in workers._supervisor.threads())
         workers.submit("after", 1, request("after"), priority=0)
         assert [d.queueing for d in collect(workers, 1)] == ["after"]
     finally:
