@@ -69,10 +69,11 @@ postgres:
 	  $(APT) install postgresql >/dev/null 2>&1 || { $(APT) update >/dev/null && $(APT) install postgresql >/dev/null; }; }
 
 # Most tests wait (for ECS lifecycles, Airflow's loops) rather than compute: pytest-xdist runs them
-# on PYTEST_WORKERS processes; tests/conftest.py keeps tests that share a costly fixture on one worker.
+# on PYTEST_WORKERS processes; tests/conftest.py keeps tests that share a costly fixture on one worker
+# and starts the end-to-end tests first.
 PYTEST_WORKERS ?= 3
 pytest: install browser postgres
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # Every test on the newest Airflow 3 release, then on the oldest one we support.
 test: lint typecheck importlint pytest pytest-oldest

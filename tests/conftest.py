@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -35,27 +36,57 @@ def airflow_independent(nodeid: str) -> bool:
     return nodeid.startswith(AIRFLOW_INDEPENDENT) and not nodeid.startswith(AIRFLOW_CLIENTS)
 
 
+# make test runs pytest-xdist (-n): most tests wait on ECS lifecycles and Airflow's loops rather
+# than compute. Tests that share a costly fixture must run on one worker, or each worker builds its
+# own: every test using the session's Airflow stack (tests/e2e/conftest.py ``stack``) runs on one
+# worker; the tests that start Airflow stacks of their own run one after another on another, so no
+# more than two Airflow stacks share the machine; a module with a module-scoped fixture stays
+# together; everything else is spread test by test. (xdist's own ``xdist_group`` marker has no
+# effect with this pytest: it renames ``item._nodeid``, which pytest 9 no longer reads.)
+OWN_AIRFLOW_STACKS = (
+    "tests/e2e/test_chaos.py",
+    "tests/e2e/test_ha.py",
+    "tests/e2e/test_remote_logging.py",
+    "tests/e2e/test_stuck_in_queued.py",
+    "tests/docs/test_docs.py",  # the "try it by hand" path starts an Airflow of its own
+)
+KEPT_TOGETHER = AIRFLOW_CLIENTS  # module-scoped fixtures
+
+
+def xdist_scope(nodeid: str) -> str:
+    """The unit pytest-xdist hands to one worker: a group name, a module, or the test itself."""
+    module = nodeid.split("::", 1)[0]
+    if module.startswith(OWN_AIRFLOW_STACKS):
+        return "airflow-stacks-of-their-own"
+    if module.startswith("tests/e2e/"):
+        return "e2e-session-stack"
+    if module.startswith(KEPT_TOGETHER):
+        return module
+    return nodeid
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope(nodeid)
+
+    return Scheduling(config, log)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark the Airflow-independent tests; group and order the end-to-end ones for pytest-xdist.
-
-    make test runs pytest-xdist with ``--dist loadgroup``. Every test that uses the session's Airflow
-    stack runs on one worker (one stack, not one per worker); the end-to-end tests with stacks of their
-    own run one after another on a second worker, so no more than two Airflow stacks share the
-    machine; each module with a module-scoped fixture stays together; everything else is spread test
-    by test. The end-to-end tests come first: they are the longest chains, so they start at once.
-    """
+    """Mark the Airflow-independent tests; put the end-to-end ones first (the longest chains)."""
     for item in items:
         nodeid = item.nodeid
         if airflow_independent(nodeid):
             item.add_marker(pytest.mark.airflow_independent)
         module = nodeid.split("::", 1)[0]
-        if module.startswith("tests/e2e/"):
-            uses_session_stack = "stack" in getattr(item, "fixturenames", ())
-            item.add_marker(pytest.mark.xdist_group("e2e-session-stack" if uses_session_stack else "e2e-own-stacks"))
-        elif module.startswith(AIRFLOW_CLIENTS):
-            item.add_marker(pytest.mark.xdist_group(module))
-    items.sort(key=lambda item: not item.nodeid.startswith("tests/e2e/"))  # stable: order kept otherwise
+        uses_session_stack = "stack" in getattr(item, "fixturenames", ())
+        if uses_session_stack and xdist_scope(nodeid) != "e2e-session-stack":
+            raise pytest.UsageError(f"{module} uses the session's Airflow stack: keep it out of OWN_AIRFLOW_STACKS")
+    items.sort(key=lambda item: xdist_scope(item.nodeid) not in ("e2e-session-stack", "airflow-stacks-of-their-own"))
 
 
 @pytest.fixture
