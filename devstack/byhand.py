@@ -20,7 +20,7 @@ from typing import Any
 
 import boto3
 
-from devstack.stack import BIG_TASK_DEFINITION, CLUSTER, LOG_GROUP, TASK_DEFINITION
+from devstack.stack import BIG_TASK_DEFINITION, CLUSTER, LOG_GROUP, TASK_DEFINITION, TASK_ROLE, WORKLOAD_KEY_ALIAS
 from ecs_emulator.emulator import ControlClient
 
 CONTAINER = "base"
@@ -36,6 +36,8 @@ def section(endpoint_url: str, region: str = REGION) -> dict[str, str]:
         "region_name": region,
         "endpoint_url": endpoint_url,
         "queue_profiles": json.dumps({"big": {"task_definition": BIG_TASK_DEFINITION, "memory": 2048}}),
+        # Workloads are sealed with this KMS key (setup-ecs creates it); the task role opens them.
+        "workload_kms_key": WORKLOAD_KEY_ALIAS,
     }
 
 
@@ -62,12 +64,18 @@ def setup_ecs(endpoint_url: str, region: str, airflow_home: str | None) -> list[
         # EC2 capacity for the EC2 (bridge) task definitions: 4 instances of 16 vCPU and 64 GiB.
         ControlClient(endpoint_url).register_container_instances(CLUSTER, count=4, cpu=16384, memory=65536)
         done.append(f"cluster {CLUSTER} with 4 container instances (16 vCPU, 64 GiB each)")
+    kms: Any = boto3.client("kms", endpoint_url=endpoint_url, region_name=region)
+    if not any(a["AliasName"] == WORKLOAD_KEY_ALIAS for a in kms.list_aliases()["Aliases"]):
+        key = kms.create_key(Description="airflow-ecs-executor workloads (by hand)")["KeyMetadata"]["KeyId"]
+        kms.create_alias(AliasName=WORKLOAD_KEY_ALIAS, TargetKeyId=key)
+        done.append(f"KMS key {WORKLOAD_KEY_ALIAS} (seals the workloads)")
     # The container is a local process that inherits the emulator's environment; AIRFLOW_HOME tells
     # it which airflow.cfg to read, as an image carries its configuration on AWS.
     environment = [{"name": "AIRFLOW_HOME", "value": airflow_home}] if airflow_home else []
     for family, memory in ((TASK_DEFINITION, 1536), (BIG_TASK_DEFINITION, 3072)):
         revision = ecs.register_task_definition(
             family=family,
+            **TASK_ROLE,  # the task role's credentials open the sealed workload
             containerDefinitions=[
                 {
                     "name": CONTAINER,

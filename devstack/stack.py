@@ -360,7 +360,7 @@ class Stack:
             )
 
     # -- Airflow REST API ------------------------------------------------------------------------
-    def _request(self, method: str, path: str, body: Any = None) -> Any:
+    def _request(self, method: str, path: str, body: Any = None, timeout: float = 30.0) -> Any:
         if self._token is None and not path.startswith("/auth"):
             self._token = self._request("POST", "/auth/token", {"username": USER, "password": PASSWORD})["access_token"]
         data = json.dumps(body).encode() if body is not None else None
@@ -368,9 +368,17 @@ class Stack:
         req.add_header("Content-Type", "application/json")
         if self._token and not path.startswith("/auth"):
             req.add_header("Authorization", f"Bearer {self._token}")
-        with urllib.request.urlopen(req, timeout=30) as response:  # noqa: S310 - our own loopback URL
-            text = response.read()
-            return json.loads(text) if text else None
+        # A GET changes nothing: on a busy machine the API server may answer one late, so it is asked
+        # again (three times at most) rather than failing the test that only wanted to look.
+        for attempt in range(3 if method == "GET" else 1):
+            try:
+                with urllib.request.urlopen(req, timeout=timeout) as response:  # noqa: S310 - our own loopback URL
+                    text = response.read()
+                    return json.loads(text) if text else None
+            except TimeoutError:
+                if attempt == 2 or method != "GET":
+                    raise
+        raise AssertionError("unreachable")
 
     def wait_dags(self, dag_ids: list[str], timeout: float = 180.0) -> None:
         deadline = time.monotonic() + timeout
@@ -439,7 +447,7 @@ class Stack:
             f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances/{task_id}"
             f"/logs/{try_number}?map_index={map_index}&full_content=true"
         )
-        return list(self._request("GET", path)["content"])
+        return list(self._request("GET", path, timeout=120)["content"])  # a log may be 100,000 lines
 
     def emulator_tasks(self) -> list[dict[str, Any]]:
         req = urllib.request.Request(f"{self.endpoint_url}/_emulator/tasks", headers=self._control_headers())  # noqa: S310

@@ -39,6 +39,8 @@ from ecs_emulator.sigv4 import AuthFailure, Verified, current_principal
 
 _log = logging.getLogger(__name__)
 CONTROL_PREFIX = "/_emulator/"
+# X-Amz-Target prefixes of the JSON-protocol services moto serves behind the same endpoint.
+MOTO_JSON_TARGETS = frozenset({"TrentService", "AmazonSQS", "AWSEvents"})
 TASK_CREDENTIALS_PREFIX = "/_task-credentials/"  # no S3 bucket name starts with "_"
 _REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
 
@@ -305,8 +307,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(self.server.control(self.command, self.path, dict(self.headers), body))
             return
         target = self.headers.get("X-Amz-Target")
-        # JSON-protocol services the emulator does not implement (SQS, EventBridge) are moto's too.
-        if not target or target.partition(".")[0] not in self.server.dispatcher.services:
+        # JSON-protocol services the emulator does not implement (KMS, SQS, EventBridge) are moto's
+        # too; any other target is answered UnknownOperationException by the dispatcher, as AWS does.
+        if not target or target.partition(".")[0] in MOTO_JSON_TARGETS:
             self._send(self.server.other(self.command, self.path, dict(self.headers), body))
             return
         reply = self.server.dispatcher.aws(target, body, dict(self.headers), path=self.path)
