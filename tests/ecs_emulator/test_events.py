@@ -10,6 +10,7 @@ version: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_cwe_eve
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import re
@@ -33,6 +34,10 @@ ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$")
 def events_to_queue(endpoint: Emulator | str, name: str, cluster_arn: str, rule: str = "ecs-task-events") -> str:
     """A queue fed by a rule matching this cluster's task state changes (what CloudFormation creates)."""
     sqs, events = aws_client("sqs", endpoint), aws_client("events", endpoint)
+    # moto's state is the process's: an earlier test's emulator in this process (pytest-xdist runs
+    # tests in any order) may have left a queue of this name with its own events in it.
+    with contextlib.suppress(sqs.exceptions.QueueDoesNotExist):
+        sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"])
     url = sqs.create_queue(QueueName=name)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     pattern = {"source": ["aws.ecs"], "detail-type": ["ECS Task State Change"], "detail": {"clusterArn": [cluster_arn]}}
