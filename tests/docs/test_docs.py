@@ -114,7 +114,7 @@ def test_emulator_block_runs(block: Block, ecs_emulator_server: Any, tmp_path: P
 
 
 @pytest.mark.newest_only
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1000)  # a real Airflow started from nothing, beside the other end-to-end tests
 def test_try_it_by_hand(tmp_path: Path) -> None:
     emulator_port, api_port = free_port(), free_port()
     script = "\n".join(b.code for b in blocks("by-hand"))
@@ -134,11 +134,11 @@ def test_try_it_by_hand(tmp_path: Path) -> None:
         start_new_session=True,
     )
     try:
-        out, _ = proc.communicate(timeout=540)
+        out, _ = proc.communicate(timeout=900)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
-        pytest.fail(f"the by-hand path did not finish in 9 minutes:\n{out[-4000:]}\n{_logs(tmp_path)}")
+        pytest.fail(f"the by-hand path did not finish in 15 minutes:\n{out[-4000:]}\n{_logs(tmp_path)}")
     finally:
         _stop_group(proc.pid)
     assert proc.returncode == 0, f"{out[-4000:]}\n{_logs(tmp_path)}"
