@@ -20,7 +20,15 @@ from typing import Any
 
 import boto3
 
-from devstack.stack import BIG_TASK_DEFINITION, CLUSTER, LOG_GROUP, TASK_DEFINITION, TASK_ROLE, WORKLOAD_KEY_ALIAS
+from devstack.stack import (
+    BIG_TASK_DEFINITION,
+    CLUSTER,
+    LOCAL_TASK_ENV,
+    LOG_GROUP,
+    TASK_DEFINITION,
+    TASK_ROLE,
+    WORKLOAD_KEY_ALIAS,
+)
 from ecs_emulator.emulator import ControlClient
 
 CONTAINER = "base"
@@ -72,6 +80,7 @@ def setup_ecs(endpoint_url: str, region: str, airflow_home: str | None) -> list[
     # The container is a local process that inherits the emulator's environment; AIRFLOW_HOME tells
     # it which airflow.cfg to read, as an image carries its configuration on AWS.
     environment = [{"name": "AIRFLOW_HOME", "value": airflow_home}] if airflow_home else []
+    environment += LOCAL_TASK_ENV
     for family, memory in ((TASK_DEFINITION, 1536), (BIG_TASK_DEFINITION, 3072)):
         revision = ecs.register_task_definition(
             family=family,

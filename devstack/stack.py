@@ -38,6 +38,10 @@ USER, PASSWORD = "admin", "admin"
 # The tasks' AWS credentials come from their task role, through the emulator's container
 # credentials endpoint (docs/emulator.md), never from the environment they start in.
 TASK_ROLE = {"taskRoleArn": "arn:aws:iam::123456789012:role/airflow-task"}
+# Every process of Airflow and every task shares one machine here, on SQLite: under load the API
+# server can take longer than the task's default 5 s per call, and a task that gives up after its 5
+# retries (about 80 s) fails. On AWS the API server has a machine and a database of its own.
+LOCAL_TASK_ENV = [{"name": "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT", "value": "30"}]
 
 
 def free_port() -> int:
@@ -323,6 +327,7 @@ class Stack:
         environment.append(
             {"name": "AIRFLOW__LOGGING__BASE_LOG_FOLDER", "value": str(self.home / "container-disk" / "logs")}
         )
+        environment += LOCAL_TASK_ENV
         environment += [{"name": k, "value": v} for k, v in self.container_env.items()]
         fargate = {
             "requiresCompatibilities": ["FARGATE"],

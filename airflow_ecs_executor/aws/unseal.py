@@ -66,8 +66,20 @@ def _run(workload_json: bytes) -> int:
         workload: Any = TypeAdapter(workloads.All).validate_json(workload_json)
     except Exception as exc:  # the message of a validation error could quote the token
         return _fail(f"the opened workload is not an Airflow workload ({type(exc).__name__})")
+    hide_token_in_repr(type(workload))
     execute_workload(workload)
     return 0
+
+
+def hide_token_in_repr(model: Any) -> None:
+    """Leave the token out of the workload's repr, as Airflow 3.3 does (``Field(repr=False)``).
+
+    Airflow 3.1's ``execute_workload`` logs the workload to the container's output (CloudWatch Logs)
+    by its repr, token included. Pydantic reads a field's ``repr`` flag each time it builds a repr.
+    """
+    field = getattr(model, "model_fields", {}).get("token")
+    if field is not None:
+        field.repr = False
 
 
 def main(argv: Sequence[str] | None = None) -> int:

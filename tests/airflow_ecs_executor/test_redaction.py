@@ -57,3 +57,44 @@ def test_every_logger_is_redacted_once_installed(caplog: pytest.LogCaptureFixtur
 def test_ordinary_dotted_names_are_kept() -> None:
     text = "airflow.sdk.execution_time.execute_workload ran ip-10-0-0-1.ec2.internal key.they.money"
     assert redact_text(text) == text
+
+
+def test_the_task_s_own_log_line_of_the_workload_leaves_the_token_out() -> None:
+    """Airflow's execute_workload logs the workload to the container's output (CloudWatch) by its repr.
+
+    Airflow 3.1 printed the token there; the unseal step leaves it out on every supported Airflow.
+    """
+    import io
+    import uuid
+
+    import structlog
+    from airflow.executors import workloads
+    from airflow.sdk.log import configure_logging
+
+    from airflow_ecs_executor.aws.unseal import hide_token_in_repr
+
+    ti = {
+        "id": str(uuid.uuid4()),
+        "dag_version_id": str(uuid.uuid4()),
+        "task_id": "t",
+        "dag_id": "d",
+        "run_id": "r",
+        "try_number": 1,
+        "map_index": -1,
+        "pool_slots": 1,
+        "queue": "default",
+        "priority_weight": 1,
+    }
+    workload = workloads.ExecuteTask.model_validate(
+        {"token": JWT, "ti": ti, "dag_rel_path": "d.py", "bundle_info": {"name": "b"}, "log_path": None}
+    )
+    hide_token_in_repr(type(workload))
+    out = io.BytesIO()
+    configure_logging(output=out, json_output=True)  # what execute_workload sets up in the container
+    structlog.get_logger(logger_name="airflow.sdk.execution_time.execute_workload").info(
+        "Executing workload", workload=workload
+    )
+    line = out.getvalue().decode()
+    assert "Executing workload" in line and "ti=" in line
+    assert JWT not in line
+    assert workload.token == JWT  # only its repr changed: the task still authenticates with it

@@ -136,14 +136,16 @@ def test_try_it_by_hand(tmp_path: Path) -> None:
     try:
         out, _ = proc.communicate(timeout=900)
     except subprocess.TimeoutExpired:
+        ecs = _ecs_view(tmp_path, emulator_port)
         os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
-        pytest.fail(f"the by-hand path did not finish in 15 minutes:\n{out[-4000:]}\n{_logs(tmp_path)}")
-    finally:
-        _stop_group(proc.pid)
-    assert proc.returncode == 0, f"{out[-4000:]}\n{_logs(tmp_path)}"
+        pytest.fail(f"the by-hand path did not finish in 15 minutes:\n{out[-4000:]}\n{_logs(tmp_path)}\n{ecs}")
+    ok = proc.returncode == 0 and re.search(r"smoke\s*\|.*\|\s*success", out) is not None
+    ecs = "" if ok else _ecs_view(tmp_path, emulator_port)  # while the emulator still runs
+    _stop_group(proc.pid)
+    assert proc.returncode == 0, f"{out[-4000:]}\n{_logs(tmp_path)}\n{ecs}"
     assert "all checks passed" in out
-    assert re.search(r"smoke\s*\|.*\|\s*success", out), out[-2000:]
+    assert ok, f"{out[-2000:]}\n{_logs(tmp_path)}\n{ecs}"
 
 
 def _stop_group(pgid: int) -> None:
@@ -162,4 +164,42 @@ def _stop_group(pgid: int) -> None:
 
 
 def _logs(home: Path) -> str:
-    return "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in sorted((home / ".by-hand").glob("*.log")))
+    """The servers' logs and every task log, the end of each."""
+    root = home / ".by-hand"
+    paths = sorted(root.glob("*.log")) + sorted((root / "logs").rglob("*.log"))
+    return "\n".join(f"--- {p.relative_to(root)}\n{p.read_text(errors='replace')[-3000:]}" for p in paths)
+
+
+def _ecs_view(home: Path, port: int) -> str:
+    """What the emulator knows of the ECS tasks: how each ended and the end of its container output."""
+    import boto3
+
+    env_file = home / ".cache" / "ecs-emulator" / f"127.0.0.1-{port}.env"
+    try:
+        values = dict(re.findall(r"^(?:export )?([A-Z_]+)=['\"]?([^'\"\n]*)", env_file.read_text(), re.M))
+        kwargs = {
+            "endpoint_url": f"http://127.0.0.1:{port}",
+            "region_name": values.get("AWS_DEFAULT_REGION", "us-east-1"),
+            "aws_access_key_id": values["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": values["AWS_SECRET_ACCESS_KEY"],
+        }
+        ecs, logs = boto3.client("ecs", **kwargs), boto3.client("logs", **kwargs)
+        lines = []
+        arns = [
+            a
+            for status in ("RUNNING", "STOPPED")
+            for a in ecs.list_tasks(cluster="airflow", desiredStatus=status)["taskArns"]
+        ]
+        for task in ecs.describe_tasks(cluster="airflow", tasks=arns)["tasks"] if arns else []:
+            containers = [(c.get("exitCode"), c.get("reason")) for c in task.get("containers", [])]
+            lines.append(
+                f"task {task['taskArn']}: {task['lastStatus']} {task.get('stopCode')} {task.get('stoppedReason')} {containers}"
+            )
+        for group in logs.describe_log_groups()["logGroups"]:
+            for stream in logs.describe_log_streams(logGroupName=group["logGroupName"])["logStreams"]:
+                events = logs.get_log_events(logGroupName=group["logGroupName"], logStreamName=stream["logStreamName"])
+                lines.append(f"--- {group['logGroupName']} {stream['logStreamName']}")
+                lines.extend(e["message"][:500] for e in events["events"][-60:])
+        return "\n".join(["--- the emulator's tasks", *lines])
+    except Exception as exc:  # diagnostics only: never hide the test's own failure
+        return f"--- the emulator's tasks could not be read: {exc!r}"

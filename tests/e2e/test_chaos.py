@@ -8,7 +8,9 @@ import pytest
 
 from devstack.chaos import run
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
+# On the oldest Airflow, test_airflow.py's scheduler kill and the queueing tests cover what differs
+# between versions; the chaos invariants exercise our own logic: newest Airflow only (make test's budget).
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200), pytest.mark.newest_only]
 
 
 def test_small_chaos_run_keeps_every_invariant(tmp_path: Path) -> None:

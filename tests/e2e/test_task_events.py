@@ -10,7 +10,8 @@ import pytest
 from devstack.stack import Stack
 from tests.helpers import wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+# The event path (EventBridge, SQS, the tracker) does not touch Airflow: newest Airflow only.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600), pytest.mark.newest_only]
 
 
 def test_demo_dag_is_tracked_by_ecs_events(stack: Stack) -> None:
