@@ -603,11 +603,21 @@ class EcsExecutor(BaseExecutor):
         """Stop every ECS task this executor holds; StopTask calls are waited for, bounded."""
         if self._workers is None or self._workers.closed:
             return
-        self._io.withdraw_all()
+        self._ending = True  # a RunTask answered from now on is stopped at once (_on_launch)
+        for queueing in self._io.withdraw_all():
+            self._decide(queueing, core.ShuttingDown(unsent=True))
         for held in list(self._held.values()):
             rec = held.record
             if rec.task_arn and not rec.done:
                 self._io.stop(rec.cluster, rec.task_arn, "Airflow scheduler terminated")
+        # RunTask calls already sent may still start tasks: wait for their answers and stop those too.
+        deadline = self._clock() + TERMINATE_SECONDS
+        while self._io.launches_unsettled() and self._clock() < deadline:
+            self.sync()
+            time.sleep(0.1)
+        self.sync()
+        if self._io.launches_unsettled():
+            self.log.warning("EcsExecutor.terminate: RunTask calls still under way after %.0f s", TERMINATE_SECONDS)
         self._io.close(timeout=TERMINATE_SECONDS)
         if self._sealer is not None:
             self._sealer.close()

@@ -361,7 +361,21 @@ class Workers:
             job = self._next_job()
             if job is None:
                 return
-            self._send(job)
+            try:
+                self._send(job)
+            except Exception as exc:  # a bug in our own code: this workload fails, never waits for ever
+                self._drop_held(job, exc)
+                raise  # the supervisor logs it, reports it and starts the launcher again
+
+    def _drop_held(self, job: LaunchJob, exc: Exception) -> None:
+        """A job the launcher took and neither sent nor withdrew ends as invalid instead of staying held."""
+        with self._cond:
+            held = job.queueing in self._in_hand
+            self._in_hand.discard(job.queueing)
+        if held:
+            # The type only: the text of an unexpected exception could quote the command and its JWT.
+            invalid = f"internal error ({type(exc).__name__}) while launching: an executor bug"
+            self._results.put(LaunchDone(job.queueing, job.attempt, None, None, 0.0, invalid=invalid))
 
     def _send(self, job: LaunchJob) -> None:
         request = self._build(job)

@@ -160,6 +160,35 @@ def test_a_worker_that_fails_is_restarted_and_reported(emulator: Emulator) -> No
         workers.close()
 
 
+def test_a_launch_that_fails_unexpectedly_ends_that_job_and_the_next_one_launches(emulator: Emulator) -> None:
+    """A bug between taking a job and sending it used to leave the job held: never launched, never failed."""
+    ecs = setup(emulator)
+    workers = Workers(EcsClient(ecs, "c"), launch_rate=100, launch_concurrency=2)
+    real = workers._wait_for_slot
+    calls: list[int] = []
+
+    def flaky() -> bool:
+        calls.append(1)
+        if len(calls) == 1:
+            raise TypeError("a bug in our own code")
+        return real()
+
+    workers._wait_for_slot = flaky  # type: ignore[method-assign]
+    try:
+        workers.submit("first", 1, request("first"), priority=0)
+        results: list[Any] = []
+        wait_for(lambda: (results.extend(workers.drain()), any(isinstance(r, LaunchDone) for r in results))[1])
+        [done] = [r for r in results if isinstance(r, LaunchDone)]
+        assert done.queueing == "first" and done.result is None
+        assert done.invalid == "internal error (TypeError) while launching: an executor bug"
+        assert workers.launches_unsettled() == 0
+        workers.submit("second", 1, request("second"), priority=0)
+        assert [d.queueing for d in collect(workers, 1) if d.result is not None] == ["second"]
+        assert [t["startedBy"] for t in emulator.tasks()] == ["second"]
+    finally:
+        workers.close()
+
+
 def test_a_dead_thread_is_started_again_by_ensure_alive(emulator: Emulator) -> None:
     workers = Workers(EcsClient(setup(emulator), "c"), launch_rate=100, launch_concurrency=2)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -211,6 +212,27 @@ def test_terminate_stops_running_tasks(executor: Any, emulator: Emulator) -> Non
     executor.queue_workload(workload("sleep"), session=None)
     wait_for(lambda: (executor.heartbeat(), any(t["lastStatus"] == "RUNNING" for t in emulator.tasks()))[1])
     executor.terminate()
+    assert wait_for(lambda: emulator.tasks()[0]["stopCode"] == "UserInitiated")
+
+
+def test_terminate_stops_a_task_whose_runtask_was_in_flight(executor: Any, emulator: Emulator) -> None:
+    """A RunTask answered after terminate() began used to start a task nobody stopped or tracked."""
+    client = executor._workers._ecs
+    real = client.run_task
+    sent = threading.Event()
+
+    def slow(request: Any) -> Any:
+        sent.set()
+        time.sleep(2)  # the answer arrives while the scheduler terminates
+        return real(request)
+
+    client.run_task = slow
+    executor.queue_workload(workload("sleep"), session=None)
+    executor.heartbeat()
+    assert sent.wait(30)
+    executor.terminate()
+    [task] = emulator.tasks()
+    assert task["desiredStatus"] == "STOPPED"
     assert wait_for(lambda: emulator.tasks()[0]["stopCode"] == "UserInitiated")
 
 
