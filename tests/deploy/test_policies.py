@@ -1,9 +1,9 @@
 """The template's IAM policies, rendered with realistic parameters and evaluated against the calls each principal makes.
 
-Actions and resources are matched by moto's IAM policy evaluator (``moto.iam.access_control``). moto evaluates
-only ``StringEquals`` conditions and treats a context key missing from the request as a match, where IAM treats
-it as no match; the condition operators these policies use are therefore evaluated here, with IAM's rules, and
-a policy using any other operator fails the test rather than being waved through.
+The calls here are listed by hand, with the negative cases beside them; tests/e2e/test_policies_recorded.py
+evaluates the calls an end-to-end run really made, as the emulator recorded them (tests/deploy/recorded.py).
+The execution role's calls (image pull, awslogs) are ECS's own and are evaluated only here. How policies are
+evaluated: tests/deploy/iam.py.
 """
 
 from __future__ import annotations

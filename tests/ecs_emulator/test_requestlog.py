@@ -19,6 +19,7 @@ from botocore.config import Config
 
 from ecs_emulator import credentials as creds
 from ecs_emulator.emulator import Emulator
+from ecs_emulator.runners import STRIPPED_ENV
 from tests.helpers import aws_client, register_instance, wait_for
 
 ROLE = "arn:aws:iam::123456789012:role/airflow-task"
@@ -218,6 +219,10 @@ def test_cli_takes_a_request_log_and_named_keys(tmp_path: Path) -> None:
 def test_malformed_named_keys_are_refused_with_the_expected_form(raw: str) -> None:
     with pytest.raises(ValueError, match=creds.PRINCIPALS_ENV):
         creds.principals_from_environ({creds.PRINCIPALS_ENV: raw})
+
+
+def test_tasks_never_inherit_the_named_keys() -> None:
+    assert creds.PRINCIPALS_ENV in STRIPPED_ENV
 
 
 def test_named_keys_cannot_take_the_reserved_names() -> None:
