@@ -38,7 +38,6 @@ USER, PASSWORD = "admin", "admin"
 # The tasks' AWS credentials come from their task role, through the emulator's container
 # credentials endpoint (docs/emulator.md), never from the environment they start in.
 TASK_ROLE = {"taskRoleArn": "arn:aws:iam::123456789012:role/airflow-task"}
-EXECUTION_ROLE_ARN = "arn:aws:iam::123456789012:role/airflow-ecs-execution"  # awslogs on Fargate
 
 
 def free_port() -> int:
@@ -49,6 +48,7 @@ def free_port() -> int:
 
 
 EVENTS_QUEUE = "airflow-ecs-task-events"
+EXECUTION_ROLE_ARN = "arn:aws:iam::123456789012:role/airflow-ecs-execution"  # awslogs on Fargate
 # The Airflow servers that get an emulator key of their own (Stack.process_env).
 PRINCIPALS = ("scheduler", "api-server", "dag-processor", "triggerer")
 
