@@ -52,6 +52,9 @@ def free_port() -> int:
 
 
 EVENTS_QUEUE = "airflow-ecs-task-events"
+EXECUTION_ROLE_ARN = "arn:aws:iam::123456789012:role/airflow-ecs-execution"  # awslogs on Fargate
+# The Airflow servers that get an emulator key of their own (Stack.process_env).
+PRINCIPALS = ("scheduler", "api-server", "dag-processor", "triggerer")
 
 
 class Stack:
@@ -84,6 +87,11 @@ class Stack:
         # -- emulator credentials: drawn here, handed to the emulator, used by Airflow and by us.
         self.emulator_credentials = emulator_credentials.new_credentials()
         self.emulator_control_token = emulator_credentials.new_control_token()
+        # Each Airflow server signs with a key of its own, so the emulator's request log says which
+        # principal made each call (docs/emulator.md); the emulator's own key is the administrator's
+        # (this class setting up ECS, KMS, SQS and EventBridge, and the tests).
+        self.principal_credentials = {name: emulator_credentials.new_credentials() for name in PRINCIPALS}
+        self.request_log = home / "logs" / "emulator-requests.jsonl"
 
     # -- environment -----------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
@@ -131,6 +139,17 @@ class Stack:
         env.update(self.extra_env)
         return env
 
+    def process_env(self, name: str) -> dict[str, str]:
+        """The environment of one Airflow server: ``env()`` with that server's own emulator key, if it has one."""
+        env = self.env()
+        key = self.principal_credentials.get(name)
+        if key is not None:
+            connection = {"conn_type": "aws", "login": key.access_key_id, "password": key.secret_access_key}
+            env["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(connection)
+            env["AWS_ACCESS_KEY_ID"] = key.access_key_id
+            env["AWS_SECRET_ACCESS_KEY"] = key.secret_access_key
+        return env
+
     def _secret(self, name: str) -> str:
         path = self.home / f".{name}-secret"
         if not path.exists():
@@ -149,6 +168,9 @@ class Stack:
         env[emulator_credentials.FIXED_ACCESS_KEY_ENV] = self.emulator_credentials.access_key_id
         env[emulator_credentials.FIXED_SECRET_KEY_ENV] = self.emulator_credentials.secret_access_key
         env[emulator_credentials.FIXED_CONTROL_TOKEN_ENV] = self.emulator_control_token
+        env[emulator_credentials.PRINCIPALS_ENV] = json.dumps(
+            {name: [key.access_key_id, key.secret_access_key] for name, key in self.principal_credentials.items()}
+        )
         return env
 
     def _control_headers(self) -> dict[str, str]:
@@ -162,7 +184,12 @@ class Stack:
         # The child keeps its own descriptor of the log file; the parent's copy closes at once.
         with (self.home / "logs").joinpath(f"{name}.log").open("ab") as log:
             self.procs[name] = subprocess.Popen(
-                argv, env=env or self.env(), stdout=log, stderr=subprocess.STDOUT, cwd=self.home, start_new_session=True
+                argv,
+                env=env or self.process_env(name),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.home,
+                start_new_session=True,
             )
 
     def start(self, *, fresh: bool = True) -> Stack:
@@ -182,6 +209,8 @@ class Stack:
                 self.profile,
                 "--log-level",
                 "WARNING",
+                "--request-log",
+                str(self.request_log),
             ],  # its env file: the default one, so `python -m ecs_emulator env --port N` finds it
             env=self.emulator_env(),
         )
@@ -334,7 +363,7 @@ class Stack:
             "networkMode": "awsvpc",
             "cpu": "1024",
             "memory": "2048",
-            "executionRoleArn": "arn:aws:iam::123456789012:role/airflow-ecs-execution",  # awslogs on Fargate
+            "executionRoleArn": EXECUTION_ROLE_ARN,
         }
         for family, memory, extra in (
             (TASK_DEFINITION, 1536, {}),

@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to write the endpoint, credentials and control token (mode 0600; removed on stop; "
         "default ~/.cache/ecs-emulator/127.0.0.1-PORT.env)",
     )
+    parser.add_argument(
+        "--request-log",
+        type=Path,
+        help="append one JSON line per AWS request received (service, action, signer, resources and the "
+        "whole request body) to this file, created mode 0600 (docs/emulator.md, 'The request log')",
+    )
     return parser
 
 
@@ -124,6 +130,11 @@ def main(argv: list[str] | None = None) -> int:
         return env_main(argv[1:])
     args = build_parser().parse_args(argv)
     fixed_credentials, fixed_token = creds.fixed_from_environ(os.environ)
+    try:
+        principals = creds.principals_from_environ(os.environ)
+    except ValueError as exc:
+        print(f"ecs-emulator: {exc}", file=sys.stderr)
+        return 2
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -139,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
                 (fixed_credentials.access_key_id, fixed_credentials.secret_access_key) if fixed_credentials else None
             ),
             control_token=fixed_token,
+            principals={name: (c.access_key_id, c.secret_access_key) for name, c in principals.items()},
+            request_log=args.request_log,
         ).start()
     except EmulatorConfigError as exc:
         print(f"ecs-emulator: {exc}", file=sys.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import json
 import os
 import secrets
 import shlex
@@ -78,6 +79,30 @@ def new_credentials() -> Credentials:
 def new_control_token() -> str:
     """A fresh control token (256 random bits)."""
     return secrets.token_urlsafe(32)
+
+
+# Named access keys besides the emulator's own, each for one principal: a JSON object of
+# {"name": ["access key ID", "secret access key"]} (the devstack's scheduler and API server).
+PRINCIPALS_ENV: Final = "ECS_EMULATOR_PRINCIPALS"
+OWN_PRINCIPAL: Final = "emulator"  # the name the request log gives the emulator's own key
+TASK_PRINCIPAL: Final = "task"  # ... and a task's role credentials
+
+
+def principals_from_environ(environ: Mapping[str, str]) -> dict[str, Credentials]:
+    """The named keys of ``ECS_EMULATOR_PRINCIPALS``; ``ValueError`` names what is wrong."""
+    raw = environ.get(PRINCIPALS_ENV)
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise ValueError(f"{PRINCIPALS_ENV} is not JSON") from None
+    if not isinstance(value, dict) or not all(
+        isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) and p for p in pair)
+        for pair in value.values()
+    ):
+        raise ValueError(f'{PRINCIPALS_ENV} must be {{"name": ["access key ID", "secret access key"], ...}}')
+    return {str(name): Credentials(pair[0], pair[1]) for name, pair in value.items()}
 
 
 def fixed_from_environ(environ: Mapping[str, str]) -> tuple[Credentials | None, str | None]:
@@ -169,14 +194,33 @@ class KeyRing:
         self._clock = clock
         self._lock = threading.Lock()
         self._issued: dict[str, SigningKey] = {}
+        self._named: dict[str, tuple[str, Credentials]] = {}  # access key ID -> (principal, key)
         self._slots: dict[str, _TaskSlot] = {}
 
     def lookup(self, access_key_id: str) -> SigningKey | None:
-        """The key with this ID: the emulator's own, or one issued to a task."""
+        """The key with this ID: the emulator's own, a named one, or one issued to a task."""
         if hmac.compare_digest(access_key_id.encode(), self.own.access_key_id.encode()):
             return SigningKey(self.own.secret_access_key, Principal(self.own.access_key_id))
         with self._lock:
+            named = self._named.get(access_key_id)
+            if named is not None:
+                return SigningKey(named[1].secret_access_key, Principal(access_key_id))
             return self._issued.get(access_key_id)
+
+    def add_principal(self, name: str, credentials: Credentials) -> None:
+        """Accept another long-term key, for the principal ``name`` (the request log says who called)."""
+        if name in (OWN_PRINCIPAL, TASK_PRINCIPAL):
+            raise ValueError(f"{name!r} is the name of the emulator's own key or of task credentials")
+        with self._lock:
+            self._named[credentials.access_key_id] = (name, credentials)
+
+    def principal_name(self, principal: Principal) -> str:
+        """Who a verified signer is: ``task`` (role credentials), a named key's name, or ``emulator``."""
+        if principal.role_arn is not None:
+            return TASK_PRINCIPAL
+        with self._lock:
+            named = self._named.get(principal.access_key_id)
+        return named[0] if named is not None else OWN_PRINCIPAL
 
     def task_slot(self, task_arn: str, role_arn: str) -> tuple[str, str]:
         """A credentials endpoint for one task's role: (credential ID for the URL, authorization token)."""

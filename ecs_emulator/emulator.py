@@ -20,11 +20,12 @@ import urllib.request
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from ecs_emulator import credentials as creds
-from ecs_emulator import moto_bridge, shapes
+from ecs_emulator import moto_bridge, requestlog, shapes
 from ecs_emulator.ecs import DEFAULT_INSTANCE_CPU, DEFAULT_INSTANCE_MEMORY, EcsService
 from ecs_emulator.errors import AwsError
 from ecs_emulator.faults import TASK_FAULT_KINDS, FaultPlan
@@ -63,16 +64,22 @@ class Emulator:
         time_scale: float | None = None,
         credentials: tuple[str, str] | None = None,
         control_token: str | None = None,
+        principals: Mapping[str, tuple[str, str]] | None = None,
+        request_log: str | os.PathLike[str] | None = None,
     ) -> None:
         """``time_scale`` multiplies every lifecycle dwell time of the profile (see ``Profile.scaled``).
 
         ``credentials`` (access key ID, secret access key) and ``control_token`` are drawn afresh
         unless given: every AWS request must be signed with that key, every control request carry
-        that token (``credentials.py``).
+        that token (``credentials.py``). ``principals`` adds named keys ({name: (key ID, secret)}),
+        so the request log can tell callers apart; ``request_log`` is the path of that log
+        (``requestlog.py``; None: no log).
         """
         self.credentials = creds.Credentials(*credentials) if credentials else creds.new_credentials()
         self.control_token = control_token or creds.new_control_token()
         self.keys = creds.KeyRing(self.credentials)
+        for name, (key_id, secret) in (principals or {}).items():
+            self.keys.add_principal(name, creds.Credentials(key_id, secret))
         prof = load_profile(profile) if isinstance(profile, str) else profile
         if time_scale is not None:
             prof = prof.scaled(time_scale)
@@ -120,10 +127,11 @@ class Emulator:
             "Logs_20140328": ("logs", self.logs.handlers),
         }
         self._init_provider_capacity()
-        self._verifier = Verifier(region, self.keys.lookup)
+        self._verifier = requestlog.NotingVerifier(Verifier(region, self.keys.lookup))
         self._server = EmulatorHTTPServer(
             port, Dispatcher(self, services), self._control, self._other, self._task_credentials
         )
+        self.request_log = self._open_request_log(request_log)
         self.port = self._server.server_address[1]
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
         if isinstance(self.runner, ProcessRunner):
@@ -169,6 +177,8 @@ class Emulator:
 
     def stop(self) -> None:
         self._server.stop()
+        if self.request_log is not None:
+            self.request_log.close()
         self.ecs.close()
         self.runner.close()
         self.timeline.stop()
@@ -327,6 +337,27 @@ class Emulator:
         if verified.principal.role_arn is not None and _is_get_caller_identity(verified.service, path, body):
             return _caller_identity(verified.principal)
         return moto_bridge.handle(method, path, headers, body, self.port)
+
+    # -- the request log -------------------------------------------------------------------------
+    def _open_request_log(self, path: str | os.PathLike[str] | None) -> requestlog.RequestLog | None:
+        if path is None:
+            return None
+        log = requestlog.RequestLog(
+            Path(path), principal_name=self.keys.principal_name, run_task_roles=self._run_task_roles
+        )
+        self._server.request_log = log
+        return log
+
+    def _run_task_roles(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """What IAM checks of a RunTask besides the call: the task definition's ARN, the roles it passes."""
+        definition = self.ecs._definitions.resolve(params.get("taskDefinition"))  # read only
+        overrides = params.get("overrides") or {}
+        roles = [
+            overrides.get(key) or definition.body.get(key)
+            for key in ("taskRoleArn", "executionRoleArn")
+            if overrides.get(key) or definition.body.get(key)
+        ]
+        return {"taskDefinitionArn": definition.arn, "passedRoles": roles}
 
     # -- task role credentials ----------------------------------------------------------------
     def _agent_environment(self, spec: ContainerSpec) -> dict[str, str]:

@@ -55,6 +55,7 @@ STRIPPED_ENV = frozenset(
         "ECS_EMULATOR_FIXED_ACCESS_KEY_ID",
         "ECS_EMULATOR_FIXED_SECRET_ACCESS_KEY",
         "ECS_EMULATOR_FIXED_CONTROL_TOKEN",
+        "ECS_EMULATOR_PRINCIPALS",  # other principals' keys (credentials.PRINCIPALS_ENV)
     }
 )
 _NO_AWS_FILES = {"AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}

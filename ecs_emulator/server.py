@@ -228,15 +228,20 @@ class _Handler(BaseHTTPRequestHandler):
     # algorithm and the peer's delayed ACK add about 40 ms to every call.
     disable_nagle_algorithm = True
     server: EmulatorHTTPServer
+    received_body: bytes | None = None  # the request log's view of the request being served
+    recorded = False
 
     def log_message(self, format: str, *args: Any) -> None:
         _log.debug("%s " + format, self.address_string(), *args)
 
     def _body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            return self._chunked_body()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+            body = self._chunked_body()
+        else:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+        self.received_body = body  # for the request log
+        return body
 
     def _chunked_body(self) -> bytes:
         # HTTP/1.1 chunked transfer coding (botocore streams S3 uploads this way).
@@ -276,6 +281,7 @@ class _Handler(BaseHTTPRequestHandler):
         return False
 
     def _send(self, reply: Reply) -> None:
+        self._record(reply)  # before the answer leaves: a client that has its answer finds its line
         self.send_response(reply.status)
         if reply.headers is not None:
             for key, value in reply.headers:
@@ -335,14 +341,59 @@ class _Handler(BaseHTTPRequestHandler):
     do_DELETE = do_GET
     do_HEAD = do_GET
 
+    def handle_one_request(self) -> None:
+        """Serve one request; with a request log (``requestlog.py``), then write its line."""
+        log = self.server.request_log
+        if log is None:
+            super().handle_one_request()
+            return
+        log.begin()
+        self.received_body = None
+        self.recorded = False
+        self.command = ""  # stays empty when no request line arrives
+        super().handle_one_request()
+        self._record(None)  # no answer was sent (a reset or lost response)
+
+    def _record(self, reply: Reply | None) -> None:
+        log = self.server.request_log
+        if log is None or self.recorded or not self.command or self.received_body is None:
+            return
+        self.recorded = True
+        log.record(
+            method=self.command,
+            path=self.path,
+            headers=dict(self.headers),
+            body=self.received_body,
+            status=reply.status if reply is not None else None,
+            reply_body=reply.body if reply is not None else None,
+        )
+
     def finish(self) -> None:
         with contextlib.suppress(OSError):  # the connection was reset on purpose, or by the client
             super().finish()
 
 
+class RequestRecorder(Protocol):
+    """What the handler needs of a request log (``requestlog.RequestLog``)."""
+
+    def begin(self) -> None: ...
+
+    def record(
+        self,
+        *,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        status: int | None,
+        reply_body: bytes | None,
+    ) -> None: ...
+
+
 class EmulatorHTTPServer(ThreadingHTTPServer):
     """A threaded HTTP/1.1 server with keep-alive, bound to 127.0.0.1."""
 
+    request_log: RequestRecorder | None = None  # set by the emulator when it keeps one
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 256

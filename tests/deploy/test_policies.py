@@ -1,39 +1,33 @@
 """The template's IAM policies, rendered with realistic parameters and evaluated against the calls each principal makes.
 
-Actions and resources are matched by moto's IAM policy evaluator (``moto.iam.access_control``). moto evaluates
-only ``StringEquals`` conditions and treats a context key missing from the request as a match, where IAM treats
-it as no match; the condition operators these policies use are therefore evaluated here, with IAM's rules, and
-a policy using any other operator fails the test rather than being waved through.
+The calls here are listed by hand, with the negative cases beside them; tests/e2e/test_policies_recorded.py
+evaluates the calls an end-to-end run really made, as the emulator recorded them (tests/deploy/recorded.py).
+The execution role's calls (image pull, awslogs) are ECS's own and are evaluated only here. How policies are
+evaluated: tests/deploy/iam.py.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import botocore.session
 import pytest
-from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 
-from tests.deploy.render import Stack
+from tests.deploy.deployment import (
+    ACCOUNT,
+    EXECUTION_ROLE,
+    IMAGE_REPOSITORY,
+    REGION,
+    TASK_ROLE,
+    hand_written_scheduler_policy,
+    inline_policies_of,
+    policy_of,
+    stack,
+)
+from tests.deploy.iam import Call, allowed, conditions_hold
 
-REGION, ACCOUNT = "eu-west-1", "123456789012"
-IMAGE_REPOSITORY = f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/airflow-ecs"
-PARAMETERS: Mapping[str, str] = {
-    "VpcId": "vpc-0a1b2c3d",
-    "SubnetIds": "subnet-0a1b2c3d,subnet-4e5f6a7b",
-    "Image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/airflow-ecs:3.3.2",
-    "ImageRepositoryArn": IMAGE_REPOSITORY,
-    "ExecutionApiServerUrl": "https://airflow.internal/execution/",
-    "ApiServerSecurityGroupId": "sg-0apiserver",
-    "SchedulerRoleName": "airflow-scheduler",
-    "ApiServerRoleName": "airflow-api-server",
-}
 CLUSTER = f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/airflow"
 OTHER_CLUSTER = f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/other"
 TASK_ID = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
@@ -41,79 +35,6 @@ TASK = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/airflow/{TASK_ID}"
 LOG_GROUP = "/ecs/airflow/airflow-task"
 LOG_GROUP_ARN = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{LOG_GROUP}"
 STREAM = f"{LOG_GROUP_ARN}:log-stream:airflow/base/{TASK_ID}"
-EXECUTION_ROLE = f"arn:aws:iam::{ACCOUNT}:role/airflow-ecs-ExecutionRole-1A2B3C4D5E6F"
-TASK_ROLE = f"arn:aws:iam::{ACCOUNT}:role/airflow-ecs-TaskRole-1A2B3C4D5E6F"
-
-
-@dataclass(frozen=True)
-class Call:
-    """One AWS call as IAM sees it: the action, the resource it names, and the request context keys."""
-
-    action: str
-    resource: str
-    context: Mapping[str, str] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        return f"{self.action} on {self.resource} {dict(self.context) or ''}"
-
-
-def _arn_like(pattern: str, value: str) -> bool:
-    # ArnLike/ArnEquals compare each of the six colon-separated parts; '*' and '?' are wildcards within a part
-    # (the last part, the resource, may itself contain colons).
-    want, got = pattern.split(":", 5), value.split(":", 5)
-    return len(want) == len(got) == 6 and all(fnmatch.fnmatchcase(g, w) for w, g in zip(want, got, strict=True))
-
-
-_OPERATORS = {
-    "StringEquals": lambda want, got: want == got,
-    "StringLike": lambda want, got: fnmatch.fnmatchcase(got, want),
-    "ArnEquals": _arn_like,
-    "ArnLike": _arn_like,
-}
-
-
-def _conditions_hold(conditions: Mapping[str, Mapping[str, Any]], context: Mapping[str, str]) -> bool:
-    for operator, keys in conditions.items():
-        assert operator in _OPERATORS, f"condition operator {operator} is not evaluated by this test: add it"
-        for key, wanted in keys.items():
-            if key not in context:  # IAM: a key absent from the request context matches nothing
-                return False
-            values = wanted if isinstance(wanted, list) else [wanted]
-            if not any(_OPERATORS[operator](str(v), context[key]) for v in values):
-                return False
-    return True
-
-
-def allowed(policies: list[Mapping[str, Any]], call: Call) -> bool:
-    """IAM's identity-policy logic: an explicit Deny wins, else any Allow whose conditions hold, else denied."""
-    verdict = False
-    for policy in policies:
-        statements = policy["Statement"]
-        for statement in statements if isinstance(statements, list) else [statements]:
-            bare = {k: v for k, v in statement.items() if k != "Condition"}
-            matched = IAMPolicyStatement(bare).is_action_permitted(call.action, call.resource)
-            if matched is PermissionResult.NEUTRAL:
-                continue
-            if not _conditions_hold(statement.get("Condition", {}), call.context):
-                continue
-            if statement["Effect"] == "Deny":
-                return False
-            verdict = True
-    return verdict
-
-
-def stack(**overrides: str) -> Stack:
-    return Stack({**PARAMETERS, **overrides}, region=REGION, account=ACCOUNT)
-
-
-def policy_of(s: Stack, logical: str) -> dict[str, Any]:
-    return dict(s.properties(logical)["PolicyDocument"])
-
-
-def inline_policies_of(s: Stack, logical: str) -> list[dict[str, Any]]:
-    return [dict(p["PolicyDocument"]) for p in s.properties(logical).get("Policies", [])]
-
-
 # What each principal calls in an end-to-end run, and where. The scheduler: EcsExecutor's launcher and
 # tracker (RunTask with tags, so TagResource; PassRole of both roles), adoption and the start-up check.
 # The API server: the log reader (airflow_ecs_executor/logs.py, aws/logs.py). The execution role: what ECS
@@ -284,9 +205,9 @@ def test_roles_trust_only_ecs_acting_for_this_account(role: str) -> None:
     conditions = statement["Condition"]
     ours = {"aws:SourceAccount": ACCOUNT, "aws:SourceArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/airflow/{TASK_ID}"}
     theirs = {"aws:SourceAccount": "999999999999", "aws:SourceArn": f"arn:aws:ecs:{REGION}:999999999999:task/x/y"}
-    assert _conditions_hold(conditions, ours)
-    assert not _conditions_hold(conditions, theirs)
-    assert not _conditions_hold(conditions, {})  # no source: no assumption
+    assert conditions_hold(conditions, ours)
+    assert not conditions_hold(conditions, theirs)
+    assert not conditions_hold(conditions, {})  # no source: no assumption
 
 
 # Boto3 operations of every client the product could create, by snake-case name, and the IAM action each
@@ -341,28 +262,13 @@ def test_every_aws_operation_in_the_product_is_evaluated() -> None:
             assert action in evaluated, (operation, action)
 
 
-def _hand_written_scheduler_policy() -> dict[str, Any]:
-    """The scheduler policy docs/reliability.md gives for a set-up without the template, with its placeholders filled."""
-    text = (Path(__file__).resolve().parents[2] / "docs" / "reliability.md").read_text()
-    blocks = [b for b in re.findall(r"```json\n(.*?)```", text, re.DOTALL) if "RunTheTaskDefinitionOnTheCluster" in b]
-    assert len(blocks) == 1, "docs/reliability.md no longer has one hand-written scheduler policy"
-    filled = (
-        blocks[0]
-        .replace("REGION", REGION)
-        .replace("ACCOUNT", ACCOUNT)
-        .replace("role/EXECUTION_ROLE", EXECUTION_ROLE.split(":", 5)[5])
-        .replace("role/TASK_ROLE", TASK_ROLE.split(":", 5)[5])
-    )
-    return dict(json.loads(filled))
-
-
 @pytest.mark.parametrize("call", SCHEDULER_CALLS, ids=str)
 def test_hand_written_scheduler_policy_allows_what_the_executor_calls(call: Call) -> None:
-    assert allowed([_hand_written_scheduler_policy()], call)
+    assert allowed([hand_written_scheduler_policy()], call)
 
 
 def test_hand_written_scheduler_policy_denies_outside_its_cluster() -> None:
-    policy = _hand_written_scheduler_policy()
+    policy = hand_written_scheduler_policy()
     assert not allowed(
         [policy],
         Call(

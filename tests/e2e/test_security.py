@@ -1,8 +1,9 @@
 """The workload's JWT never reaches a log, a RunTask request or DescribeTasks: the demo DAG runs sealed.
 
 After a full DAG run, every log file the stack wrote, what DescribeTasks says of every task (with
-its overrides, what RunTask was sent and what CloudTrail would record of it) and what the UI shows
-of each task's log are searched for JWT-shaped strings and for the tokens' field.
+its overrides, what RunTask was sent and what CloudTrail would record of it), the emulator's
+request log (every AWS request's body as received) and what the UI shows of each task's log are
+searched for JWT-shaped strings and for the tokens' field.
 """
 
 from __future__ import annotations
@@ -56,6 +57,13 @@ def test_no_log_or_task_description_holds_a_workload_jwt(stack: Stack) -> None:
     for path in logs:
         found = JWT.findall(path.read_text(errors="replace"))
         assert found == [], f"{path} holds a JWT"
+    # The emulator's request log: every AWS request of the run, bodies as received (RunTask's overrides,
+    # KMS's GenerateDataKey and the task's Decrypt included), whoever signed it.
+    requests = stack.request_log.read_text(errors="replace")
+    actions = {(r["principal"], r["action"]) for r in map(json.loads, requests.splitlines())}
+    assert {("scheduler", "RunTask"), ("scheduler", "GenerateDataKey"), ("task", "Decrypt")} <= actions
+    assert JWT.findall(requests) == [], "the emulator's request log holds a JWT"
+    assert '"token"' not in requests
     # What the UI shows of each task's log (from CloudWatch Logs).
     for task_id, map_index in [("items", -1), ("total", -1), *(("work", i) for i in range(6))]:
         log = log_with(stack, "fanout", run_id, task_id, 1, "Done. Returned value was", map_index=map_index)
