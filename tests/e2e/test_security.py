@@ -64,6 +64,21 @@ def test_no_log_or_task_description_holds_a_workload_jwt(stack: Stack) -> None:
     assert {("scheduler", "RunTask"), ("scheduler", "GenerateDataKey"), ("task", "Decrypt")} <= actions
     assert JWT.findall(requests) == [], "the emulator's request log holds a JWT"
     assert '"token"' not in requests
+    # Every task's raw output in CloudWatch Logs, as a reader of the log group sees it (Airflow 3.1's
+    # execute_workload logged the workload with its token there until the unseal step hid it).
+    cloudwatch = stack.aws("logs")
+    streams = 0
+    for group in cloudwatch.describe_log_groups()["logGroups"]:
+        name = group["logGroupName"]
+        for page in cloudwatch.get_paginator("describe_log_streams").paginate(logGroupName=name):
+            for stream in page["logStreams"]:
+                streams += 1
+                events = cloudwatch.get_log_events(
+                    logGroupName=name, logStreamName=stream["logStreamName"], startFromHead=True
+                )
+                text = json.dumps([e["message"] for e in events["events"]])
+                assert JWT.findall(text) == [], f"CloudWatch stream {name} {stream['logStreamName']} holds a JWT"
+    assert streams >= 8
     # What the UI shows of each task's log (from CloudWatch Logs).
     for task_id, map_index in [("items", -1), ("total", -1), *(("work", i) for i in range(6))]:
         log = log_with(stack, "fanout", run_id, task_id, 1, "Done. Returned value was", map_index=map_index)
