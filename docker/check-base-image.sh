@@ -17,11 +17,14 @@ case "${allow_unpinned,,}" in
   *) echo "check-base-image: ALLOW_UNPINNED_BASE_IMAGE=$allow_unpinned: use true or false" >&2; exit 2 ;;
 esac
 
+# The tag this image answers to, for the messages: apache/airflow:<Airflow>-python<major.minor>.
+tag="apache/airflow:${want_version}-python$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+
 if [[ -z "$digest" ]]; then
   if [[ "$allow_unpinned" != true ]]; then
     echo "check-base-image: the base image is named by tag alone: build with" \
       "--build-arg AIRFLOW_IMAGE_DIGEST=sha256:... (the Digest line of" \
-      "'docker buildx imagetools inspect apache/airflow:${want_version}-python3.11')," \
+      "'docker buildx imagetools inspect $tag')," \
       "or with --build-arg ALLOW_UNPINNED_BASE_IMAGE=true for a throwaway image" >&2
     exit 1
   fi
@@ -34,6 +37,6 @@ fi
 have_version="$("$python" -c 'import importlib.metadata as m; print(m.version("apache-airflow"))')"
 if [[ "$have_version" != "$want_version" ]]; then
   echo "check-base-image: the base image holds Airflow $have_version, not AIRFLOW_VERSION=$want_version:" \
-    "AIRFLOW_IMAGE_DIGEST must be the digest of apache/airflow:${want_version}-python3.11" >&2
+    "AIRFLOW_IMAGE_DIGEST must be the digest of $tag" >&2
   exit 1
 fi
