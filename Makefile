@@ -30,12 +30,19 @@ venv-python:
 	  fi; \
 	fi
 
-$(STAMP): $(LOCK) pyproject.toml
+# Development: the locked dependencies, then both distributions of this repository editable (the
+# product, airflow-ecs-executor, and the emulator, distributions/emulator), built by the lock's
+# setuptools (no build isolation: nothing is fetched). devstack/, benchmarks/ and tests/ are in no
+# distribution (docs/emulator.md, "Packages"): a .pth file puts the repository root on this venv's
+# path, so `python -m devstack ...` works from any directory, as a development tool should.
+PTH = $(VENV)/lib/python$(shell $(PYTHON) -c '$(PYVER)')/site-packages/airflow_ecs_executor_repository.pth
+$(STAMP): $(LOCK) pyproject.toml distributions/emulator/pyproject.toml
 	@echo "==> creating $(VENV) with $(PYTHON) and installing $(LOCK)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	@$(VENV)/bin/uv pip install --quiet --python $(PY) -r $(LOCK)
-	@$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps -e .
+	@$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps --no-build-isolation -e . -e distributions/emulator
+	@echo "$(CURDIR)" > $(PTH)
 	@touch $(STAMP)
 
 demo: install

@@ -84,8 +84,8 @@ def _deliver_to_eventbridge(event: dict[str, Any], account: str, region: str) ->
     Every ENABLED rule whose pattern matches sends it to its targets.
     """
     try:
-        from moto.events.models import events_backends  # noqa: PLC0415 - moto is optional (the emulator extra)
-    except ImportError:  # moto is the emulator extra; without it there is no EventBridge to publish to
+        from moto.events.models import events_backends  # noqa: PLC0415 - moto loads only when used
+    except ImportError:  # moto is the emulator distribution's dependency; without it there is no EventBridge
         return 0
     backend = events_backends[account][region]
     bus = backend.event_buses.get("default")

@@ -1,7 +1,8 @@
 """Services the emulator does not implement itself (S3, STS, ...) served by moto in-process.
 
 Requests without an ``X-Amz-Target`` of ours are handed to moto's WSGI application, which picks the
-service from the request's signature. moto is an optional dependency (the ``emulator`` extra).
+service from the request's signature. moto is a dependency of the emulator's distribution
+(distributions/emulator/pyproject.toml), loaded on the first such request.
 """
 
 from __future__ import annotations
@@ -34,10 +35,8 @@ def handle(method: str, path: str, headers: Mapping[str, str], body: bytes, port
     try:
         app = _moto_app()
     except ImportError:
-        return json_reply(
-            501,
-            {"message": "This service is served by moto, which is not installed: pip install 'moto[s3,sts]'."},
-        )
+        message = "This service is served by moto, which is not installed: install airflow-ecs-executor-emulator"
+        return json_reply(501, {"message": message})
     raw_path, _, query = path.partition("?")
     environ: dict[str, Any] = {
         "REQUEST_METHOD": method,

@@ -25,7 +25,7 @@ def test_dockerfile_passes_hadolint() -> None:
 
 
 def test_scripts_pass_shellcheck() -> None:
-    scripts = [ENTRYPOINT, ROOT / "docker" / "check-dags.sh"]
+    scripts = [ENTRYPOINT, ROOT / "docker" / "check-dags.sh", ROOT / "docker" / "check-base-image.sh"]
     done = subprocess.run([BIN / "shellcheck", *scripts], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -226,6 +226,12 @@ def test_build_context_leaves_out_venv_git_tests_and_caches() -> None:
         ".ruff_cache/x",
         ".pytest_cache/v/x",
         "airflow_ecs_executor.egg-info/PKG-INFO",
+        # What a task needs not, and the image must not hold: the emulator, the devstack (its demo
+        # login), the benchmarks and the packaging of the emulator's distribution.
+        "ecs_emulator/server.py",
+        "devstack/stack.py",
+        "benchmarks/compare.py",
+        "distributions/emulator/pyproject.toml",
     ):
         assert _ignored(patterns, path), path
     # What the Dockerfile copies stays in the context.
@@ -235,10 +241,120 @@ def test_build_context_leaves_out_venv_git_tests_and_caches() -> None:
         "airflow_ecs_executor/config.py",
         "docker/entrypoint.sh",
         "docker/check-dags.sh",
+        "docker/check-base-image.sh",
         "docker/dags/README.md",
         "dags/etl.py",
     ):
         assert not _ignored(patterns, path), path
+
+
+def _instructions() -> list[tuple[str, str]]:
+    """The Dockerfile's instructions as (KEYWORD, arguments), continuation lines joined, comments dropped."""
+    logical = re.sub(r"\\\n", " ", "\n".join(line for line in dockerfile().splitlines() if not line.startswith("#")))
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in logical.splitlines() if line.strip()]
+
+
+def _stages() -> list[list[tuple[str, str]]]:
+    stages: list[list[tuple[str, str]]] = []
+    for keyword, args in _instructions():
+        if keyword == "FROM":
+            stages.append([])
+        if stages:
+            stages[-1].append((keyword, args))
+    return stages
+
+
+def test_the_image_gets_the_product_wheel_and_nothing_else_from_the_repository() -> None:
+    """The task image holds the product alone: no emulator, devstack, tests or benchmarks."""
+    allowed_sources = {
+        "pyproject.toml",
+        "README.md",
+        "airflow_ecs_executor/",
+        "docker/entrypoint.sh",
+        "docker/check-dags.sh",
+        "docker/check-base-image.sh",
+        "${DAGS_DIR}/",
+    }
+    lines = (ROOT / "docker" / "Dockerfile.dockerignore").read_text().splitlines()
+    patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    copies = [args.split() for keyword, args in _instructions() if keyword == "COPY"]
+    sources = [
+        src for words in copies if not any(w.startswith("--from=") for w in words) for src in _copy_sources(words)
+    ]
+    assert sources and set(sources) <= allowed_sources, sources
+    for src in sources:  # each is in the build context, or the build would fail
+        if not src.startswith("${"):
+            assert not _ignored(patterns, src.rstrip("/")), src
+    # The final stage installs the wheel of the product, by its name, built from those sources.
+    installs = [args for keyword, args in _stages()[-1] if keyword == "RUN" and "pip install" in args]
+    assert installs == [
+        'pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" /tmp/dist/airflow_ecs_executor-*.whl'
+    ]
+    # The product's pyproject.toml builds the package airflow_ecs_executor alone (tests/test_distribution.py
+    # builds it and looks inside).
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["tool"]["setuptools"]["packages"]["find"]["include"] == [
+        "airflow_ecs_executor",
+        "airflow_ecs_executor.*",
+    ]
+
+
+def _copy_sources(words: list[str]) -> list[str]:
+    """The source paths of one COPY instruction's words (flags dropped, the destination last)."""
+    paths = [w for w in words if not w.startswith("--")]
+    return paths[:-1]
+
+
+def test_base_image_is_pinned_by_digest_or_the_build_refuses() -> None:
+    stages = _stages()
+    names = {args.split()[-1] for stage in stages for keyword, args in stage[:1] if " AS " in args.upper()}
+    external = [stage[0][1].split()[0] for stage in stages if stage[0][1].split()[0] not in names]
+    # Every image from a registry is named by tag and, when the digest is given, by digest.
+    assert external == [
+        "apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}${AIRFLOW_IMAGE_DIGEST:+@}${AIRFLOW_IMAGE_DIGEST}"
+    ]
+    text = dockerfile()
+    assert 'ARG AIRFLOW_IMAGE_DIGEST=""' in text
+    assert "ARG ALLOW_UNPINNED_BASE_IMAGE=false" in text
+    # The check runs in the stage the final stage copies the wheel from, so BuildKit cannot skip it.
+    build = next(stage for stage in stages if stage[0][1].endswith(" AS build"))
+    check = '/tmp/check-base-image.sh "${AIRFLOW_IMAGE_DIGEST}" "${ALLOW_UNPINNED_BASE_IMAGE}" "${AIRFLOW_VERSION}"'
+    assert ("RUN", check) in build
+    assert ("COPY", "--from=build /tmp/dist/ /tmp/dist/") in stages[-1]
+
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+def check_base_image(*args: str) -> subprocess.CompletedProcess[str]:
+    """docker/check-base-image.sh with this venv's Python standing in for the base image's."""
+    env = {"PATH": os.environ["PATH"], "CHECK_BASE_IMAGE_PYTHON": sys.executable}
+    script = ROOT / "docker" / "check-base-image.sh"
+    return subprocess.run(["bash", script, *args], env=env, capture_output=True, text=True, check=False)
+
+
+def test_build_refuses_an_unpinned_or_mismatched_base_image() -> None:
+    from importlib.metadata import version
+
+    airflow = version("apache-airflow")  # what this venv's "base image" holds
+    unpinned = check_base_image("", "false", airflow)
+    assert unpinned.returncode == 1
+    assert "AIRFLOW_IMAGE_DIGEST=sha256:" in unpinned.stderr and "ALLOW_UNPINNED_BASE_IMAGE=true" in unpinned.stderr
+    allowed = check_base_image("", "true", airflow)
+    assert allowed.returncode == 0
+    assert "unpinned" in allowed.stderr  # said aloud in the build log
+    assert check_base_image("", "maybe", airflow).returncode == 2
+    for bad in ("3.3.2", "sha256:abc", DIGEST.upper(), "@" + DIGEST, DIGEST + "0"):
+        done = check_base_image(bad, "false", airflow)
+        assert done.returncode == 1, bad
+        assert "is not a digest" in done.stderr
+    assert check_base_image(DIGEST, "false", airflow).returncode == 0
+    # A digest of another Airflow's image: Docker would pull it and ignore the tag.
+    other = check_base_image(DIGEST, "false", "3.0.0")
+    assert other.returncode == 1
+    assert f"holds Airflow {airflow}, not AIRFLOW_VERSION=3.0.0" in other.stderr
 
 
 def test_static_keys_next_to_a_task_role_are_flagged(image_root: dict[str, str]) -> None:
@@ -272,7 +388,7 @@ def test_image_builds_and_runs_a_task_through_the_emulator() -> None:
     subprocess.run(
         [
             *("docker", "build", "--platform", "linux/amd64", "-f", "docker/Dockerfile"),
-            *("--build-arg", "DAGS_FROM_BUNDLE=true", "-t", tag, "."),
+            *("--build-arg", "DAGS_FROM_BUNDLE=true", "--build-arg", "ALLOW_UNPINNED_BASE_IMAGE=true", "-t", tag, "."),
         ],
         cwd=ROOT,
         check=True,
