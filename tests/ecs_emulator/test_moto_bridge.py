@@ -7,7 +7,8 @@ from tests.helpers import aws_client
 
 
 def test_s3_round_trip_at_the_emulator_endpoint(emulator: Emulator) -> None:
-    s3 = aws_client("s3", emulator)
+    # The first request to moto imports its server and S3 backend: seconds of CPU, far more on a busy machine.
+    s3 = aws_client("s3", emulator, read_timeout=90)
     s3.create_bucket(Bucket="airflow-logs")
     s3.put_object(Bucket="airflow-logs", Key="dag/task/1.log", Body=b"a line the task printed\n")
     body = s3.get_object(Bucket="airflow-logs", Key="dag/task/1.log")["Body"].read()
