@@ -15,9 +15,11 @@ sets both short, so a killed scheduler's tasks are adopted within about 15 s.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ HA_SETTINGS = {
     # How often each scheduler looks for a dead one's task instances to adopt.
     "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "5",
 }
+EXECUTION_API_WARM_UP_TIMEOUT = 300.0  # seconds; see HaStack.warm_execution_api
 
 
 def scheduler_hostname() -> str:
@@ -56,6 +59,7 @@ class HaStack(Stack):
             self.extra_env.setdefault(key, value)
         self.scheduler_names = [f"scheduler-{n}" for n in range(1, schedulers + 1)]
         self.postgres = Postgres()
+        self.execution_api_warm_up = 0.0  # seconds the Execution API took to answer its first request
 
     def env(self) -> dict[str, str]:
         env = super().env()
@@ -71,7 +75,23 @@ class HaStack(Stack):
         if self.postgres.dir is None:
             self.postgres.start()
         super().start(fresh=fresh)
+        self.warm_execution_api()
         return self
+
+    def warm_execution_api(self, timeout: float = EXECUTION_API_WARM_UP_TIMEOUT) -> float:
+        """Have the API server build its Execution API before the first task needs it; returns seconds.
+
+        The API server builds the Execution API's routes (one set per API version, by Cadwyn) on the
+        first request under ``/execution/``, inside its event loop: every request waits meanwhile.
+        On this loaded 2-core machine that took 47 s, and the first task's ``PATCH
+        /execution/task-instances/{id}/run`` gave up first (the Task SDK's client: 5 s timeout, 5
+        tries, about 40 s in all) and the try failed before it started. A deployment's readiness probe
+        on ``/execution/health`` does the same.
+        """
+        started = time.monotonic()
+        self._wait_http(f"{self.api_url}/execution/health", "the Airflow Execution API", timeout=timeout)
+        self.execution_api_warm_up = time.monotonic() - started
+        return self.execution_api_warm_up
 
     def start_scheduler(self, name: str | None = None) -> None:
         """Start one scheduler by name, or (as ``Stack.start`` does) every one."""
@@ -106,6 +126,10 @@ class HaStack(Stack):
             self.stop_processes(self.scheduler_names)
             super().stop()
         finally:
+            # The server's log (lock waits, errors) outlives the cluster, beside the other logs.
+            log = self.postgres.log_file
+            if log is not None and log.exists() and (self.home / "logs").is_dir():
+                shutil.copyfile(log, self.home / "logs" / "postgres.log")
             self.postgres.stop()
 
 

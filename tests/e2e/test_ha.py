@@ -12,7 +12,6 @@ chaos test (a scheduler killed and restarted, which adopts the same way) runs on
 
 from __future__ import annotations
 
-import os
 import re
 import time
 
@@ -25,12 +24,6 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.newest_only,
     pytest.mark.timeout(900),
-    # Not yet green: on this devstack (PostgreSQL, two schedulers) the first ECS task's
-    # PATCH /execution/task-instances/{id}/run waits ~50 s in the API server, the task's client
-    # gives up (ReadTimeout) and the try fails before any scheduler is killed. One scheduler on
-    # PostgreSQL shows it too (seen under a load average of ~20). Kept out of make test until that
-    # wait is explained; run it with HA_E2E=1.
-    pytest.mark.skipif(os.environ.get("HA_E2E") != "1", reason="HA e2e under investigation: set HA_E2E=1"),
 ]
 
 TASKS = 6  # work[0] fails on purpose (first try after its sleep, the retry at once); the others succeed
