@@ -32,12 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devstack.ha import HaStack, kill_busiest_scheduler, task_instance_rows
+from devstack.ha import HaStack, kill_busiest_scheduler, task_instance_rows, wait_for_work_in_ecs
 from devstack.stack import FARGATE_TASK_DEFINITION, Stack
 
 FAILS_ON_PURPOSE_EVERY = 7  # as in devstack/dags/chaos.py and devstack/dags/ha.py
 # The tag EcsExecutor puts on every ECS task: one value per queueing (airflow_ecs_executor.aws.requests).
 QUEUEING_TAG = "ecs_executor_queueing"
+# Several schedulers: the busiest is killed once this many task instances run in ECS (or all do).
+HA_KILL_WITH_IN_ECS = 10
 
 
 @dataclass
@@ -229,6 +231,8 @@ def run(
         time.sleep(restart_after / 2)
         if isinstance(stack, HaStack):
             if kill_scheduler:
+                # Killed while it holds work in ECS, so the others have something to adopt.
+                wait_for_work_in_ecs(stack, "chaos", run_id, at_least=min(tasks, HA_KILL_WITH_IN_ECS))
                 name, in_ecs = kill_busiest_scheduler(stack, "chaos", run_id)
                 report.killed = f"{name}, SIGKILL, not restarted ({in_ecs} of its task instances in ECS)"
         else:

@@ -15,9 +15,11 @@ sets both short, so a killed scheduler's tasks are adopted within about 15 s.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,8 @@ HA_SETTINGS = {
     # How often each scheduler looks for a dead one's task instances to adopt.
     "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "5",
 }
+EXECUTION_API_WARM_UP_TIMEOUT = 150.0  # seconds (times START_SLACK); see HaStack.warm_execution_api
+START_SLACK = 2  # each start-up wait is twice Stack's (HaStack._wait_http)
 
 
 def scheduler_hostname() -> str:
@@ -56,6 +60,8 @@ class HaStack(Stack):
             self.extra_env.setdefault(key, value)
         self.scheduler_names = [f"scheduler-{n}" for n in range(1, schedulers + 1)]
         self.postgres = Postgres()
+        self.execution_api_warm_up = 0.0  # seconds the Execution API took to answer its first request
+        self._schedulers_deferred = False
 
     def env(self) -> dict[str, str]:
         env = super().env()
@@ -68,13 +74,41 @@ class HaStack(Stack):
         return self.env()["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
 
     def start(self, *, fresh: bool = True) -> HaStack:
+        """PostgreSQL, then the stack without its schedulers, the Execution API warmed, the schedulers.
+
+        The schedulers start last: on a busy 2-core machine, two more Airflow processes starting
+        beside the API server kept it from answering within ``Stack.start``'s wait.
+        """
         if self.postgres.dir is None:
             self.postgres.start()
-        super().start(fresh=fresh)
+        self._schedulers_deferred = True
+        try:
+            super().start(fresh=fresh)
+        finally:
+            self._schedulers_deferred = False
+        self.warm_execution_api()
+        self.start_scheduler()
         return self
+
+    def warm_execution_api(self, timeout: float = EXECUTION_API_WARM_UP_TIMEOUT) -> float:
+        """Have the API server build its Execution API before the first task needs it; returns seconds.
+
+        The API server builds the Execution API's routes (one set per API version, by Cadwyn) on the
+        first request under ``/execution/``, inside its event loop: every request waits meanwhile.
+        On this loaded 2-core machine that took 47 s, and the first task's ``PATCH
+        /execution/task-instances/{id}/run`` gave up first (the Task SDK's client: 5 s timeout, 5
+        tries, about 40 s in all) and the try failed before it started. A deployment's readiness probe
+        on ``/execution/health`` does the same.
+        """
+        started = time.monotonic()
+        self._wait_http(f"{self.api_url}/execution/health", "the Airflow Execution API", timeout=timeout)
+        self.execution_api_warm_up = time.monotonic() - started
+        return self.execution_api_warm_up
 
     def start_scheduler(self, name: str | None = None) -> None:
         """Start one scheduler by name, or (as ``Stack.start`` does) every one."""
+        if self._schedulers_deferred:
+            return  # start() starts them once the API server is up and warm
         for each in [name] if name else self.scheduler_names:
             env = self.env()
             env[SCHEDULER_ENV] = each
@@ -88,6 +122,11 @@ class HaStack(Stack):
                     cwd=self.home,
                     start_new_session=True,
                 )
+
+    def _wait_http(self, url: str, what: str, timeout: float = 60.0, headers: dict[str, str] | None = None) -> None:
+        # PostgreSQL and the extra schedulers share the machine with the API server: on a busy one
+        # every start-up takes longer, so each wait is START_SLACK times Stack's.
+        super()._wait_http(url, what, timeout=timeout * START_SLACK, headers=headers)
 
     def kill_scheduler(self, name: str | None = None) -> None:
         """SIGKILL one scheduler (by default the first), as a crashed machine would end it."""
@@ -106,6 +145,10 @@ class HaStack(Stack):
             self.stop_processes(self.scheduler_names)
             super().stop()
         finally:
+            # The server's log (lock waits, errors) outlives the cluster, beside the other logs.
+            log = self.postgres.log_file
+            if log is not None and log.exists() and (self.home / "logs").is_dir():
+                shutil.copyfile(log, self.home / "logs" / "postgres.log")
             self.postgres.stop()
 
 
@@ -150,6 +193,19 @@ def scheduler_job_states(stack: Stack) -> dict[str, str]:
     """Each scheduler job's host name and state, the newest job of a host name winning."""
     rows = _query(stack, "select hostname, state from job where job_type = 'SchedulerJob' order by id")
     return {str(hostname): str(state) for hostname, state in rows}
+
+
+def wait_for_work_in_ecs(stack: Stack, dag_id: str, run_id: str, *, at_least: int, timeout: float = 300.0) -> None:
+    """Until ``at_least`` task instances of the run are queued or running with an ECS task ARN recorded."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = task_instance_rows(stack, dag_id, run_id)
+        in_ecs = [r for r in rows if r.external_executor_id and r.state in ("queued", "running")]
+        if len(in_ecs) >= at_least:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(in_ecs)} task instances of {dag_id} {run_id} in ECS after {timeout:.0f} s")
+        time.sleep(0.5)
 
 
 def kill_busiest_scheduler(stack: HaStack, dag_id: str, run_id: str) -> tuple[str, int]:

@@ -31,7 +31,14 @@ START_TIMEOUT = 60  # seconds pg_ctl waits for the server to accept connections
 # server, the DAG processor and the triggerer need more than PostgreSQL's default of 100.
 MAX_CONNECTIONS = 300
 # A throwaway cluster: durability is worth nothing here, speed is.
-SERVER_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off", f"max_connections={MAX_CONNECTIONS}")
+SERVER_SETTINGS = (
+    "fsync=off",
+    "synchronous_commit=off",
+    "full_page_writes=off",
+    f"max_connections={MAX_CONNECTIONS}",
+    # A session waiting more than deadlock_timeout (1 s) for a lock is logged with the session holding it.
+    "log_lock_waits=on",
+)
 
 
 class PostgresNotInstalled(RuntimeError):
