@@ -180,6 +180,7 @@ class EcsExecutor(BaseExecutor):
         self._clock: Callable[[], float] = time.monotonic
         self._new_queueing: Callable[[], str] = _new_queueing
         self._ending = False
+        self._event_logs_kept: list[Any] = []  # see _release_kept_event_logs
         self._sealer: PrefetchingSealer | None = None  # set in start() unless workload_delivery = plain
         self._feed: task_events.EventFeed | None = None  # ECS events from SQS, when configured
         self._reconciler: task_events.Reconciler | None = None
@@ -429,11 +430,28 @@ class EcsExecutor(BaseExecutor):
             return  # callbacks have no task instance to attach an event to
         try:
             self.log_task_event(event=event, extra=extra, ti_key=held.key)
+            if self._task_event_logs:
+                self._event_logs_kept.append(self._task_event_logs[-1])
         except Exception:  # the event is a courtesy; the state change already happened
             self.log.warning("Could not record task-instance event %r for %s", event, held.record.workload_id)
 
+    def _release_kept_event_logs(self) -> None:
+        """Let go of the event rows the scheduler has saved since the last sync.
+
+        Airflow's scheduler saves the executor's task-instance events by handing SQLAlchemy a
+        generator that pops them from the deque; SQLAlchemy keeps only weak references, so a row no
+        one else holds is collected before the flush and the insert fails (``INSERT INTO log (id)``,
+        NOT NULL on ``event``): the UI never showed why a task failed. The executor holds each row
+        until the scheduler has taken it from the deque (the scheduler saves between two syncs, on
+        the same thread).
+        """
+        if self._event_logs_kept:
+            waiting = {id(row) for row in self._task_event_logs}
+            self._event_logs_kept = [row for row in self._event_logs_kept if id(row) in waiting]
+
     # ------------------------------------------------------------------ sync: never waits on AWS
     def sync(self) -> None:
+        self._release_kept_event_logs()
         try:
             self._io.ensure_alive()
         except Exception:

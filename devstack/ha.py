@@ -110,7 +110,7 @@ class HaStack(Stack):
         if self._schedulers_deferred:
             return  # start() starts them once the API server is up and warm
         for each in [name] if name else self.scheduler_names:
-            env = self.env()
+            env = self.process_env("scheduler")  # signs with the scheduler's own emulator key
             env[SCHEDULER_ENV] = each
             env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] = f"{__name__}.scheduler_hostname"
             with (self.home / "logs").joinpath(f"{each}.log").open("ab") as log:

@@ -236,6 +236,10 @@ class Stack:
         # Deferrable operators wait in the triggerer; their resumption is queued to the executor again.
         self._spawn("triggerer", [str(BIN / "airflow"), "triggerer"])
         self._wait_http(f"{self.api_url}/api/v2/monitor/health", "the Airflow API server", timeout=180)
+        # The API server builds its Execution API on the first request under /execution/, inside its
+        # event loop (tens of seconds on a busy machine): done now, before a task's first call needs it,
+        # as a deployment's readiness probe would.
+        self._wait_http(f"{self.api_url}/execution/health", "the Airflow Execution API", timeout=180)
         return self
 
     def start_scheduler(self) -> None:

@@ -75,6 +75,11 @@ def test_failed_start_is_relaunched_without_spending_a_try(stack: Stack) -> None
     assert try_number == 1
     tasks = stopped_for(stack, "smoke", run_id)
     assert sorted(t["stopCode"] for t in tasks) == ["EssentialContainerExited", "TaskFailedToStart"]
+    # The reason reaches the task instance's events in the UI (Airflow's log table).
+    events = db_rows(stack, "select event, extra from log where dag_id='smoke' and run_id=?", run_id)
+    assert any(event == "ecs task relaunched" and "CannotPullContainerError" in extra for event, extra in events), (
+        events
+    )
 
 
 def test_task_marked_failed_is_stopped_in_ecs(stack: Stack) -> None:
