@@ -108,6 +108,8 @@ def run_executors(kinds: list[str], n_each: int, latency: float, *, deadline: fl
                 "scenario": "pacing",
                 "n": n_each,
                 "endpoint": emulator.endpoint_url,
+                "access_key_id": emulator.access_key_id,  # the spec file lives in a 0700 temporary directory
+                "secret_access_key": emulator.secret_access_key,
                 "run_id": f"pacing__{i}",
                 "ready_file": str(Path(tmp, f"ready{i}")),
                 "go_file": str(go),

@@ -71,6 +71,8 @@ def launch_run(delivery: str, n: int, profile: str) -> dict[str, Any]:
             "deadline": 120 + n * 0.5,
             "heartbeat_interval": 1.0,
             "endpoint": emulator.endpoint_url,
+            "access_key_id": emulator.access_key_id,  # the spec file lives in a 0700 temporary directory
+            "secret_access_key": emulator.secret_access_key,
             "workload_delivery": delivery,
             "workload_kms_key": key if delivery == "sealed" else "",
         }
