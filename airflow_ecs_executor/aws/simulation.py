@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 _ARN_PARTS: Final = 6
 
@@ -51,7 +51,7 @@ def principal_arn(caller_arn: str, iam: Any | None = None) -> str | None:
     if iam is not None:
         try:
             return str(iam.get_role(RoleName=role)["Role"]["Arn"])
-        except ClientError:
+        except (ClientError, BotoCoreError):
             pass
     return f"arn:{partition}:iam::{account}:role/{role}"
 
