@@ -73,12 +73,17 @@ class Checker:
         self.items: list[Item] = []
         self._caller_arn = ""
         self._cluster_info: Mapping[str, Any] = {}
+        self._clients: dict[tuple[int, str], Any] = {}
 
     def _add(self, status: Status, what: str, detail: str = "", fix: str = "") -> None:
         self.items.append(Item(status, what, detail, fix))
 
     def _client(self, cfg: ExecutorConfig, service: str) -> Any:
-        return self._factory(cfg, service, config=client_config(attempts=2, read_timeout=15))
+        # One client per service and run: building one resolves the Airflow connection each time.
+        key = (id(cfg), service)
+        if key not in self._clients:
+            self._clients[key] = self._factory(cfg, service, config=client_config(attempts=2, read_timeout=15))
+        return self._clients[key]
 
     def run(self, section: Mapping[str, Any]) -> list[Item]:
         try:

@@ -28,7 +28,11 @@ CLUSTER = f"arn:aws:ecs:us-east-1:{ACCOUNT}:cluster/airflow"
 def _role(iam: Any, *statements: dict[str, Any]) -> str:
     name = f"sim-{uuid.uuid4().hex[:8]}"
     arn = str(iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}")["Role"]["Arn"])
-    iam.put_role_policy(RoleName=name, PolicyName="p", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": list(statements)}))
+    iam.put_role_policy(
+        RoleName=name,
+        PolicyName="p",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": list(statements)}),
+    )
     return arn
 
 

@@ -117,11 +117,13 @@ def test_inactive_revision_and_family_without_active_revision(
     ecs_setup.deregister_task_definition(taskDefinition="gone-task:1")
     assert ecs_setup.describe_task_definition(taskDefinition="airflow-task:2")["taskDefinition"]["status"] == "INACTIVE"
 
-    healthy = _items(_check(executor_env), "task definition airflow-task")
-    assert [i.status for i in healthy] == ["ok"] and "revision 1" in healthy[0].detail
-    (inactive,) = _items(_check(executor_env, task_definition="airflow-task:2"), "task definition airflow-task:2")
+    profiles = {"old": {"task_definition": "airflow-task:2"}, "gone": {"task_definition": "gone-task"}}
+    items = _check(executor_env, queue_profiles=json.dumps(profiles))
+    (healthy,) = [i for i in items if i.what == "task definition airflow-task"]
+    assert healthy.status == "ok" and "revision 1" in healthy.detail, healthy
+    (inactive,) = _items(items, "task definition airflow-task:2 (queue 'old')")
     assert inactive.status == "fail" and "INACTIVE" in inactive.detail and "ACTIVE revision" in inactive.fix
-    (gone,) = _items(_check(executor_env, task_definition="gone-task"), "task definition gone-task")
+    (gone,) = _items(items, "task definition gone-task (queue 'gone')")
     assert gone.status == "fail" and "has no ACTIVE revision" in gone.detail, gone
     # The scheduler refuses to start on it too.
     cfg = parse_config(_section(executor_env, task_definition="airflow-task:2"))
@@ -140,13 +142,13 @@ def test_ec2_launch_type_on_a_cluster_without_container_instances(
 
     (healthy,) = _items(_check(executor_env, launch_type="EC2"), "capacity")
     assert healthy.status == "ok" and "4 container instance(s)" in healthy.detail, healthy
-    (broken,) = _items(_check(executor_env, cluster="bare", launch_type="EC2"), "capacity")
-    assert broken.status == "fail" and "No Container Instances" in broken.detail and broken.fix
     # No launch type, no strategy, no cluster default strategy: RunTask uses EC2, and fails the same way.
-    (default,) = _items(_check(executor_env, cluster="bare"), "capacity")
-    assert default.status == "fail" and "launch type EC2" in default.detail
-    (fargate,) = _items(_check(executor_env, cluster="bare", launch_type="FARGATE"), "capacity")
-    assert fargate.status == "ok"
+    profiles = {"ec2": {"launch_type": "EC2"}, "fargate": {"launch_type": "FARGATE", "subnets": ["subnet-1"]}}
+    bare = {i.what: i for i in _check(executor_env, cluster="bare", queue_profiles=json.dumps(profiles))}
+    default, ec2, fargate = bare["capacity"], bare["capacity (queue 'ec2')"], bare["capacity (queue 'fargate')"]
+    assert default.status == "fail" and "launch type EC2" in default.detail, default
+    assert ec2.status == "fail" and "No Container Instances" in ec2.detail and ec2.fix, ec2
+    assert fargate.status == "ok", fargate
 
 
 @pytest.fixture
@@ -158,7 +160,7 @@ def vpcs(emulator: Emulator) -> dict[str, str]:
     DescribeSubnets, DescribeSecurityGroups, DescribeRouteTables and DescribeVpcEndpoints as the EC2 API
     reference describes them (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeRouteTables.html).
     """
-    ec2 = aws_client("ec2", emulator)
+    ec2 = aws_client("ec2", emulator, read_timeout=60)
     vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
     other = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
 
@@ -190,30 +192,47 @@ def vpcs(emulator: Emulator) -> dict[str, str]:
 
 
 def test_task_subnets_and_security_groups(ecs_setup: Any, executor_env: dict[str, str], vpcs: dict[str, str]) -> None:
-    def subnet_items(**overrides: str) -> list[Item]:
-        return _items(_check(executor_env, **overrides), "task subnets")
+    profiles = {
+        "split": {"subnets": [vpcs["private"], vpcs["stray"]]},
+        "stray": {"security_groups": [vpcs["stray_group"]]},
+        "missing": {"subnets": ["subnet-0000000000000000f"]},
+        "no_ip": {"subnets": [vpcs["public"]]},
+        "isolated": {"subnets": [vpcs["isolated"]]},
+    }
+    items = _check(
+        executor_env, subnets=vpcs["private"], security_groups=vpcs["group"], queue_profiles=json.dumps(profiles)
+    )
 
-    (healthy,) = subnet_items(subnets=vpcs["private"], security_groups=vpcs["group"])
+    def subnet_items(queue: str | None) -> list[Item]:
+        subnets = _items(items, "task subnets")
+        return (
+            [i for i in subnets if f"(queue {queue!r})" in i.what]
+            if queue
+            else [i for i in subnets if "(queue" not in i.what]
+        )
+
+    (healthy,) = subnet_items(None)
     assert healthy.status == "ok" and "way out: nat" in healthy.detail, healthy
-    (public,) = subnet_items(subnets=vpcs["public"], security_groups=vpcs["group"], assign_public_ip="true")
-    assert public.status == "ok", public
 
     # All subnets must be in one VPC, and the security groups in that VPC (ECS API model, AwsVpcConfiguration:
     # https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_AwsVpcConfiguration.html).
-    split = subnet_items(subnets=f"{vpcs['private']},{vpcs['stray']}", security_groups=vpcs["group"])
+    split = subnet_items("split")
     assert [i.status for i in split] == ["fail"] and "different VPCs" in split[0].detail, split
-    (stray,) = subnet_items(subnets=vpcs["private"], security_groups=vpcs["stray_group"])
+    (stray,) = subnet_items("stray")
     assert stray.status == "fail" and "not in the subnets' VPC" in stray.detail and stray.fix, stray
-    (missing,) = subnet_items(subnets="subnet-0000000000000000f", security_groups=vpcs["group"])
+    (missing,) = subnet_items("missing")
     assert missing.status == "fail" and "do not exist" in missing.detail
 
     # Without a public IP, a subnet whose default route is an internet gateway cannot pull the image; nor can
     # one without any route out (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-task-networking.html).
-    (no_ip,) = subnet_items(subnets=vpcs["public"], security_groups=vpcs["group"])
+    (no_ip,) = subnet_items("no_ip")
     assert no_ip.status == "warn" and "no public IP" in no_ip.detail and "assign_public_ip" in no_ip.fix, no_ip
-    (isolated,) = subnet_items(subnets=vpcs["isolated"], security_groups=vpcs["group"])
+    (isolated,) = subnet_items("isolated")
     assert isolated.status == "warn" and "no route to the internet" in isolated.detail
     assert "NAT" in isolated.fix
+    # With a public IP, the internet gateway is the way out.
+    public = _items(_check(executor_env, subnets=vpcs["public"], assign_public_ip="true"), "task subnets")
+    assert [i.status for i in public] == ["ok"], public
 
 
 @pytest.fixture
