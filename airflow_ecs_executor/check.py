@@ -40,8 +40,7 @@ Status = Literal["ok", "fail", "warn", "info"]
 _NO_SUCH_TASK = "0" * 32
 _DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException")
 _CHECK_QUEUEING = "ecs-executor-check"
-# The executor tags every task at launch (RunTask with tags), which IAM authorises as ecs:TagResource with
-# ecs:CreateAction = RunTask (ECS developer guide, "Grant permission to tag resources on creation").
+# PassRole of a task's roles is checked with iam:PassedToService = the service that will use them.
 _TASK_ROLE_SERVICE = "ecs-tasks.amazonaws.com"
 
 
@@ -852,6 +851,8 @@ def _simulated_calls(
                 f"arn:{partition}:logs:{group_region}:{account}:log-group:{options['awslogs-group']}:log-stream:{stream}",
                 {},
             )
+    # The executor tags every task at launch (RunTask with tags), which IAM authorises as ecs:TagResource with
+    # ecs:CreateAction = RunTask (ECS developer guide, "Grant permission to tag resources on creation").
     task = f"arn:{partition}:ecs:{region}:{account}:task/{cluster.get('clusterName') or cfg.cluster}/{_NO_SUCH_TASK}"
     add("ecs:TagResource", task, {"ecs:CreateAction": "RunTask"})
     return calls
