@@ -133,9 +133,11 @@ def test_inactive_revision_and_family_without_active_revision(
 def test_ec2_launch_type_on_a_cluster_without_container_instances(
     ecs_setup: Any, executor_env: dict[str, str], emulator: Emulator
 ) -> None:
-    # RunTask on EC2 with no container instances is an exception, not a failures[] entry (AWS's RunTask
-    # reference, https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_RunTask.html, launchType: "The
-    # EC2 launch type runs your tasks on Amazon EC2 instances registered to your cluster").
+    # RunTask on EC2 with no container instances is an exception, not a failures[] entry: the EC2 launch type
+    # places tasks on container instances registered to the cluster
+    # (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_RunTask.html, launchType), and the check
+    # counts them with DescribeClusters' registeredContainerInstancesCount
+    # (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_Cluster.html).
     ecs_setup.create_cluster(clusterName="bare")
     with pytest.raises(ecs_setup.exceptions.InvalidParameterException, match="No Container Instances"):
         ecs_setup.run_task(cluster="bare", taskDefinition="airflow-task", launchType="EC2")
