@@ -1,8 +1,19 @@
 """``airflow ecs-executor check``: a checklist of a live set-up, each failure with its fix.
 
+What it checks, in order: the ``[ecs_executor]`` section; that AWS answers and who the credentials are
+(sts:GetCallerIdentity); the cluster; per task definition in use (the section's and each queue
+profile's): the revision is ACTIVE and has the container, its awslogs settings, that the log group
+exists and that logs:GetLogEvents is allowed on it, the network settings, the capacity the RunTask
+request will ask for (EC2 without container instances), the task subnets and security groups (one VPC,
+a way to the image registry, the logs and the API server: EC2 Describe* calls), and the API server URL
+the *task* gets (its task definition's environment, as RunTask overrides it); then the permissions the
+executor needs (DescribeTasks and StopTask probed; RunTask, PassRole, TagResource and GetLogEvents
+simulated with iam:SimulatePrincipalPolicy for the caller's own role or user), sealed workloads and
+tracking by ECS events. docs/setup.md, "Check the set-up", lists each item with its fix.
+
 Every probe is read-only or answers before doing anything (StopTask of a task ID that cannot exist,
-GetLogEvents of a stream that cannot exist): running the check never starts, stops or changes
-anything in the account.
+GetLogEvents of a stream that cannot exist, a simulation): running the check never starts, stops or
+changes anything in the account.
 """
 
 from __future__ import annotations
@@ -17,13 +28,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from airflow_ecs_executor.aws.capacity import build_launch
+from airflow_ecs_executor.aws.requests import RequestError, WorkloadSpec
 from airflow_ecs_executor.aws.sealing import launch_context
 from airflow_ecs_executor.aws.session import AWS_ERRORS, client_config, error_code, error_message, is_service_error
+from airflow_ecs_executor.aws.simulation import principal_arn, simulate
+from airflow_ecs_executor.aws.vpc import ECR_ENDPOINTS, NetworkView, describe_network
 from airflow_ecs_executor.config import SECTION, ConfigError, ExecutorConfig, parse_config, valid_endpoint_url
 
 Status = Literal["ok", "fail", "warn", "info"]
 _NO_SUCH_TASK = "0" * 32
 _DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException")
+_CHECK_QUEUEING = "ecs-executor-check"
+# PassRole of a task's roles is checked with iam:PassedToService = the service that will use them.
+_TASK_ROLE_SERVICE = "ecs-tasks.amazonaws.com"
 
 
 @dataclass(frozen=True)
@@ -52,12 +70,19 @@ class Checker:
         self._factory = client_factory
         self._api_server_url = api_server_url
         self.items: list[Item] = []
+        self._caller_arn = ""
+        self._cluster_info: Mapping[str, Any] = {}
+        self._clients: dict[tuple[int, str], Any] = {}
 
     def _add(self, status: Status, what: str, detail: str = "", fix: str = "") -> None:
         self.items.append(Item(status, what, detail, fix))
 
     def _client(self, cfg: ExecutorConfig, service: str) -> Any:
-        return self._factory(cfg, service, config=client_config(attempts=2, read_timeout=15))
+        # One client per service and run: building one resolves the Airflow connection each time.
+        key = (id(cfg), service)
+        if key not in self._clients:
+            self._clients[key] = self._factory(cfg, service, config=client_config(attempts=2, read_timeout=15))
+        return self._clients[key]
 
     def run(self, section: Mapping[str, Any]) -> list[Item]:
         try:
@@ -73,15 +98,26 @@ class Checker:
         ecs = self._client(cfg, "ecs")
         if not self._cluster(cfg, ecs):
             return self.items
+        in_use: list[tuple[Mapping[str, Any], str]] = []
+        api_checked = False
         for queue, definition, container in self._definitions(cfg):
             found = self._task_definition(cfg, ecs, queue, definition, container)
-            if found is not None:
-                self._awslogs(cfg, found, container, queue)
-                self._network(cfg, found, queue)
+            if found is None:
+                continue
+            in_use.append((found, container))
+            self._awslogs(cfg, found, container, queue)
+            self._network(cfg, found, queue)
+            request = self._request(cfg, queue)
+            if request is not None:
+                self._capacity(request, queue)
+                self._vpc(cfg, found, container, request, queue)
+                api_checked = self._task_api_server(cfg, found, container, request, queue) or api_checked
         self._permissions(cfg, ecs)
+        self._simulate(cfg, in_use)
         self._sealing(cfg, ecs)
         self._task_events(cfg)
-        self._api_server()
+        if not api_checked:
+            self._api_server(cfg)
         return self.items
 
     def startup(self, cfg: ExecutorConfig) -> list[Item]:
@@ -119,7 +155,8 @@ class Checker:
                 "scheduler an instance/task role; check region_name and endpoint_url",
             )
             return False
-        self._add("ok", f"credentials (connection {cfg.conn_id!r})", str(identity.get("Arn", "")))
+        self._caller_arn = str(identity.get("Arn", ""))
+        self._add("ok", f"credentials (connection {cfg.conn_id!r})", self._caller_arn)
         return True
 
     def _cluster(self, cfg: ExecutorConfig, ecs: Any) -> bool:
@@ -152,6 +189,7 @@ class Checker:
                 "attach them with PutClusterCapacityProviders, or fix capacity_provider_strategy",
             )
             return False
+        self._cluster_info = active[0]
         self._add("ok", f"cluster {cfg.cluster}", f"ACTIVE, capacity providers {sorted(providers) or 'none'}")
         return True
 
@@ -159,7 +197,13 @@ class Checker:
     def _definitions(cfg: ExecutorConfig) -> list[tuple[str | None, str, str]]:
         out: list[tuple[str | None, str, str]] = [(None, cfg.task_definition, cfg.container_name)]
         for queue, profile in sorted(cfg.queue_profiles.items()):
-            if profile.task_definition or profile.container_name:
+            runs_apart = (
+                profile.launch_type,
+                profile.capacity_provider_strategy,
+                profile.subnets,
+                profile.security_groups,
+            )
+            if profile.task_definition or profile.container_name or any(runs_apart):
                 out.append(
                     (
                         queue,
@@ -176,11 +220,20 @@ class Checker:
         try:
             definition: Mapping[str, Any] = ecs.describe_task_definition(taskDefinition=ref)["taskDefinition"]
         except AWS_ERRORS as exc:
+            detail = f"{error_code(exc)}: {error_message(exc)}"
+            if error_code(exc) == "ClientException" and ":" not in ref:
+                # A bare family names its latest ACTIVE revision; none when all are deregistered (ECS API model).
+                detail += f" (family {ref} has no ACTIVE revision: none registered, or all deregistered)"
+            self._add("fail", label, detail, "register it (deploy/cloudformation.yaml does) or fix task_definition")
+            return None
+        if definition.get("status") == "INACTIVE":
+            # A deregistered revision starts no new task (ECS API model, DeregisterTaskDefinition).
             self._add(
                 "fail",
                 label,
-                f"{error_code(exc)}: {error_message(exc)}",
-                "register it (deploy/cloudformation.yaml does) or fix task_definition",
+                f"revision {definition.get('revision')} is INACTIVE (deregistered): ECS starts no new task from it",
+                f"name an ACTIVE revision, or the family alone ({definition.get('family')}) for its latest "
+                "ACTIVE revision, in task_definition",
             )
             return None
         names = [c.get("name") for c in definition.get("containerDefinitions", [])]
@@ -231,6 +284,33 @@ class Checker:
             )
             return
         self._add("ok", label, f"group {group}, streams {options['awslogs-stream-prefix']}/{container}/<task-id>")
+        self._get_log_events(cfg, group, f"{options['awslogs-stream-prefix']}/{container}/{_NO_SUCH_TASK}")
+
+    def _get_log_events(self, cfg: ExecutorConfig, group: str, stream: str) -> None:
+        """GetLogEvents of a stream no task has: allowed -> ResourceNotFoundException; denied -> AccessDenied.
+
+        IAM authorises a request before the service looks for the stream, so a missing stream answers only a
+        caller that is allowed. The UI's log reader (the API server) needs the same permission.
+        """
+        label = f"permission logs:GetLogEvents on {group}"
+        try:
+            self._client(cfg, "logs").get_log_events(logGroupName=group, logStreamName=stream, limit=1)
+        except AWS_ERRORS as exc:
+            code = error_code(exc)
+            if code == "ResourceNotFoundException":
+                self._add("ok", label)
+            elif code in _DENIED:
+                self._add(
+                    "fail",
+                    label,
+                    f"{code}: {error_message(exc)}: task logs will not show in the Airflow UI",
+                    f"allow logs:GetLogEvents on arn:aws:logs:<region>:<account>:log-group:{group}:log-stream:* "
+                    "for the scheduler and the API server (a log group ARN ending in ':*' does not match streams)",
+                )
+            else:
+                self._add("warn", label, f"{code}: {error_message(exc)}")
+            return
+        self._add("ok", label)
 
     def _network(self, cfg: ExecutorConfig, definition: Mapping[str, Any], queue: str | None) -> None:
         label = "network settings" + (f" (queue {queue!r})" if queue else "")
@@ -260,11 +340,192 @@ class Checker:
             public = "with" if cfg.assign_public_ip else "without"
             self._add("ok", label, f"subnets {subnets or 'none'}, {public} a public IP")
 
+    # -- what a launch asks for: capacity, VPC, the task's API server URL ------------------------
+    def _request(self, cfg: ExecutorConfig, queue: str | None) -> Mapping[str, Any] | None:
+        """The RunTask request the executor would send for a workload of ``queue`` (built, never sent)."""
+        spec = WorkloadSpec(
+            workload_id=_CHECK_QUEUEING,
+            queueing=_CHECK_QUEUEING,
+            command=["true"],
+            queue=queue,
+            executor_config={},
+            tags={},
+        )
+        try:
+            return build_launch(cfg, spec, attempt=1, on_demand=False)
+        except RequestError as exc:
+            label = "RunTask request" + (f" (queue {queue!r})" if queue else "")
+            self._add("fail", label, str(exc), "fix run_task_kwargs or the queue profile so the request is valid")
+            return None
+
+    def _capacity(self, request: Mapping[str, Any], queue: str | None) -> None:
+        """EC2 capacity: the cluster has container instances for a launch type of EC2 (or EXTERNAL).
+
+        RunTask with launch type EC2 (also what it uses with no launch type, no strategy and no cluster default
+        strategy) on a cluster without container instances raises InvalidParameterException "No Container
+        Instances were found in your cluster" (ECS API model, RunTask; AWS's "Amazon ECS launch types").
+        """
+        label = "capacity" + (f" (queue {queue!r})" if queue else "")
+        cluster = self._cluster_info
+        instances = int(cluster.get("registeredContainerInstancesCount") or 0)
+        strategy = request.get("capacityProviderStrategy") or []
+        launch_type = request.get("launchType")
+        if not launch_type and not strategy:
+            strategy = cluster.get("defaultCapacityProviderStrategy") or []
+            launch_type = None if strategy else "EC2"
+        if launch_type in ("EC2", "EXTERNAL"):
+            if instances == 0:
+                self._add(
+                    "fail",
+                    label,
+                    f"launch type {launch_type} on cluster {cluster.get('clusterName')}, which has no registered "
+                    "container instances: every RunTask fails with 'No Container Instances were found in your cluster'",
+                    "register container instances (an Auto Scaling group of ECS-optimised instances joined to the "
+                    "cluster), or set launch_type = FARGATE or a capacity_provider_strategy",
+                )
+            else:
+                self._add("ok", label, f"launch type {launch_type}, {instances} container instance(s) registered")
+            return
+        providers = [str(item.get("capacityProvider")) for item in strategy]
+        on_instances = [p for p in providers if not p.startswith("FARGATE")]
+        if on_instances and instances == 0:
+            self._add(
+                "warn",
+                label,
+                f"capacity providers {on_instances} run on EC2 instances and the cluster has none registered: tasks "
+                "wait in PROVISIONING until managed scaling starts one, and never start without it",
+                "turn on managed scaling for the capacity provider, or give its Auto Scaling group a desired "
+                "capacity above 0",
+            )
+            return
+        where = f"launch type {launch_type}" if launch_type else f"capacity providers {providers}"
+        self._add("ok", label, where)
+
+    def _vpc(
+        self,
+        cfg: ExecutorConfig,
+        definition: Mapping[str, Any],
+        container: str,
+        request: Mapping[str, Any],
+        queue: str | None,
+    ) -> None:
+        """The awsvpc subnets and security groups: one VPC, and a way out to the image registry and the logs."""
+        vpc_cfg = (request.get("networkConfiguration") or {}).get("awsvpcConfiguration") or {}
+        subnets = [str(s) for s in vpc_cfg.get("subnets") or []]
+        if not subnets:
+            return
+        label = "task subnets" + (f" (queue {queue!r})" if queue else "")
+        groups = [str(g) for g in vpc_cfg.get("securityGroups") or []]
+        region = self._region(cfg)
+        try:
+            view = describe_network(self._client(cfg, "ec2"), subnets, groups, region)
+        except AWS_ERRORS as exc:
+            self._add(
+                "info",
+                label,
+                f"not checked: {error_code(exc)}: {error_message(exc)}",
+                "allow ec2:DescribeSubnets, ec2:DescribeSecurityGroups, ec2:DescribeRouteTables and "
+                "ec2:DescribeVpcEndpoints to check them",
+            )
+            return
+        public_ip = vpc_cfg.get("assignPublicIp") == "ENABLED"
+        for problem, fix in _vpc_problems(view, groups):
+            self._add("fail", label, problem, fix)
+        if view.missing_subnets or view.missing_groups or len({s.vpc_id for s in view.subnets}) > 1:
+            return
+        if set(view.group_vpcs.values()) - {s.vpc_id for s in view.subnets}:
+            return
+        image = next(
+            (str(c.get("image", "")) for c in definition.get("containerDefinitions", []) if c.get("name") == container),
+            "",
+        )
+        for subnet in view.subnets:
+            warning = _egress_warning(subnet.egress, public_ip, view.endpoints.get(subnet.vpc_id, frozenset()), image)
+            if warning is not None:
+                self._add("warn", f"{label}: {subnet.subnet_id}", *warning)
+            else:
+                self._add("ok", f"{label}: {subnet.subnet_id}", f"{subnet.vpc_id}, way out: {subnet.egress}")
+
+    def _region(self, cfg: ExecutorConfig) -> str:
+        arn = str(self._cluster_info.get("clusterArn") or "")
+        parts = arn.split(":")
+        return parts[3] if len(parts) > 3 else (cfg.region_name or "")
+
+    def _task_api_server(
+        self,
+        cfg: ExecutorConfig,
+        definition: Mapping[str, Any],
+        container: str,
+        request: Mapping[str, Any],
+        queue: str | None,
+    ) -> bool:
+        """The API server URL the task gets: its container environment, as the RunTask overrides leave it.
+
+        docker/entrypoint.sh reads AIRFLOW__CORE__EXECUTION_API_SERVER_URL, else derives it from
+        AIRFLOW__API__BASE_URL. False when the task definition sets neither (the scheduler's own URL is
+        then checked, which is what a local emulator's tasks, running on this machine, get).
+        """
+        url = _task_url(definition, container, request)
+        if url is None:
+            return False
+        where = f"task definition {definition.get('family')}:{definition.get('revision')}, container {container!r}"
+        label = f"API server URL for tasks ({where})" + (f" (queue {queue!r})" if queue else "")
+        self._judge_api_url(cfg, label, url)
+        return True
+
+    def _simulate(self, cfg: ExecutorConfig, in_use: list[tuple[Mapping[str, Any], str]]) -> None:
+        """RunTask, PassRole, TagResource and GetLogEvents, simulated for the caller's own user or role.
+
+        None of them can be probed without side effects (or, for GetLogEvents, on a stream of this cluster's
+        tasks); iam:SimulatePrincipalPolicy evaluates the caller's identity policies and changes nothing. When
+        the caller may not simulate, that is a note, never a failure.
+        """
+        label = "simulated permissions"
+        iam = self._client(cfg, "iam")
+        principal = principal_arn(self._caller_arn, iam) if self._caller_arn else None
+        if principal is None:
+            self._add(
+                "info",
+                label,
+                f"could not simulate: {self._caller_arn or 'no caller'} is not an IAM user or role",
+            )
+            return
+        for action, resource, context in _simulated_calls(cfg, self._cluster_info, in_use):
+            try:
+                result = simulate(iam, principal, action, resource, context)
+            except AWS_ERRORS as exc:
+                fix = f"allow the caller iam:SimulatePrincipalPolicy on its own ARN ({principal}) to check these"
+                self._add(
+                    "info",
+                    label,
+                    f"could not simulate for {principal}: {error_code(exc)}: {error_message(exc)}",
+                    fix if error_code(exc) in _DENIED else "",
+                )
+                return
+            what = f"permission {action} (simulated)"
+            if result.allowed:
+                self._add("ok", what, resource)
+                continue
+            given = ", ".join(f"{k} = {v}" for k, v in (context or {}).items())
+            self._add(
+                "fail",
+                what,
+                f"{result.decision} for {principal} on {resource}"
+                + (f" (context: {given})" if given else "")
+                + (
+                    f"; conditions on keys not in the request: {list(result.missing_context)}"
+                    if result.missing_context
+                    else ""
+                ),
+                f"allow {action} on {resource} for {principal}"
+                + (f" with {given}" if given else "")
+                + " (deploy/cloudformation.yaml's SchedulerPolicy does)",
+            )
+
     def _permissions(self, cfg: ExecutorConfig, ecs: Any) -> None:
-        """Probe what can be probed without side effects."""
+        """Probe what the executor calls and can be probed without side effects (its tracker and its stopper)."""
         probes: list[tuple[str, Callable[[], Any], tuple[str, ...]]] = [
             ("ecs:DescribeTasks", lambda: ecs.describe_tasks(cluster=cfg.cluster, tasks=[_NO_SUCH_TASK]), ()),
-            ("ecs:ListTasks", lambda: ecs.list_tasks(cluster=cfg.cluster, maxResults=1), ()),
             # Stopping a task ID that cannot exist: allowed -> "task was not found"; denied -> AccessDenied.
             (
                 "ecs:StopTask",
@@ -285,12 +546,6 @@ class Checker:
                     self._add("warn", f"permission {action}", f"{code}: {error_message(exc)}")
                 continue
             self._add("ok", f"permission {action}")
-        self._add(
-            "info",
-            "permissions ecs:RunTask, iam:PassRole",
-            "cannot be probed without starting a task; the policy in docs/reliability.md and "
-            "deploy/cloudformation.yaml grants them for the configured task definitions and roles",
-        )
 
     def _sealing(self, cfg: ExecutorConfig, ecs: Any) -> None:
         """Sealed workloads: the scheduler may seal with the key; the task definition has a task role to open them.
@@ -420,28 +675,52 @@ class Checker:
             '"detail": {"clusterArn": [<cluster ARN>]}} with the queue as a target (see the template)',
         )
 
-    def _api_server(self) -> None:
+    def _api_server(self, cfg: ExecutorConfig) -> None:
+        """No task definition sets the URL: tasks get what their image's Airflow configuration says."""
         url = self._api_server_url
         label = "API server URL for tasks ([core] execution_api_server_url)"
         if not url:
             self._add(
                 "fail",
                 label,
-                "not set: tasks do not know where to report",
-                "set [core] execution_api_server_url to the API server's URL as seen from the VPC",
+                "not set here nor in the task definition: tasks do not know where to report",
+                "set AIRFLOW__CORE__EXECUTION_API_SERVER_URL in the task definition's container environment to the "
+                "API server's URL as seen from the VPC (deploy/cloudformation.yaml's ExecutionApiServerUrl)",
             )
             return
+        if not _is_local(cfg):
+            self._add(
+                "warn",
+                "API server URL for tasks",
+                "the task definition sets neither AIRFLOW__CORE__EXECUTION_API_SERVER_URL nor AIRFLOW__API__BASE_URL: "
+                "tasks use their image's configuration (the image in docker/ refuses to start without it)",
+                "set AIRFLOW__CORE__EXECUTION_API_SERVER_URL in the task definition's container environment to the "
+                "API server's URL as seen from the VPC (deploy/cloudformation.yaml's ExecutionApiServerUrl)",
+            )
+            return
+        self._judge_api_url(cfg, label, url)
+
+    def _judge_api_url(self, cfg: ExecutorConfig, label: str, url: str) -> None:
         parsed = urllib.parse.urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             self._add("fail", label, f"{url!r} is not an http(s) URL", "use e.g. https://airflow.internal/execution/")
             return
         if _is_loopback(parsed.hostname):
-            self._add(
-                "warn",
-                label,
-                f"{url} is a loopback address: an ECS task reaches only itself there (fine with the local emulator)",
-                "use the API server's address inside the VPC (a load balancer or service discovery name)",
-            )
+            if _is_local(cfg):
+                self._add(
+                    "warn",
+                    label,
+                    f"{url} is a loopback address: an ECS task reaches only itself there (fine with the local "
+                    "emulator, whose tasks run on this machine)",
+                    "use the API server's address inside the VPC (a load balancer or service discovery name)",
+                )
+            else:
+                self._add(
+                    "fail",
+                    label,
+                    f"{url} is a loopback address: an ECS task reaches only itself there, so every task fails",
+                    "use the API server's address inside the VPC (a load balancer or service discovery name)",
+                )
             return
         try:
             with urllib.request.urlopen(f"{parsed.scheme}://{parsed.netloc}/api/v2/version", timeout=5):  # noqa: S310
@@ -456,6 +735,127 @@ class Checker:
                 f"{url} does not answer from here ({exc}); tasks in the VPC may still reach it",
                 "check security groups and DNS between the task subnets and the API server",
             )
+
+
+def _is_local(cfg: ExecutorConfig) -> bool:
+    """The endpoint is on this machine (the local emulator): its tasks run here, with this machine's network."""
+    host = urllib.parse.urlparse(cfg.endpoint_url or "").hostname
+    return host is not None and _is_loopback(host)
+
+
+_URL_ENV = "AIRFLOW__CORE__EXECUTION_API_SERVER_URL"
+_BASE_URL_ENV = "AIRFLOW__API__BASE_URL"
+
+
+def _task_url(definition: Mapping[str, Any], container: str, request: Mapping[str, Any]) -> str | None:
+    """The task's API server URL: the container's environment with the RunTask overrides applied.
+
+    As docker/entrypoint.sh reads it: AIRFLOW__CORE__EXECUTION_API_SERVER_URL, else
+    {AIRFLOW__API__BASE_URL}/execution/. None when neither is set.
+    """
+    cdef: Mapping[str, Any] = next(
+        (c for c in definition.get("containerDefinitions", []) if c.get("name") == container), {}
+    )
+    env = {str(e.get("name")): str(e.get("value", "")) for e in cdef.get("environment") or []}
+    for override in (request.get("overrides") or {}).get("containerOverrides") or []:
+        if override.get("name") == container:
+            env.update({str(e.get("name")): str(e.get("value", "")) for e in override.get("environment") or []})
+    if env.get(_URL_ENV):
+        return env[_URL_ENV]
+    if env.get(_BASE_URL_ENV):
+        return f"{env[_BASE_URL_ENV].rstrip('/')}/execution/"
+    return None
+
+
+def _vpc_problems(view: NetworkView, groups: list[str]) -> list[tuple[str, str]]:
+    """Subnets or security groups that do not exist, or not all in one VPC: RunTask fails for each task.
+
+    "All specified subnets must be from the same VPC", and the security groups must be of that VPC (ECS API
+    model, AwsVpcConfiguration).
+    """
+    problems: list[tuple[str, str]] = []
+    if view.missing_subnets:
+        problems.append((f"subnets {list(view.missing_subnets)} do not exist", "fix [ecs_executor] subnets"))
+    if view.missing_groups:
+        problems.append(
+            (f"security groups {list(view.missing_groups)} do not exist", "fix [ecs_executor] security_groups")
+        )
+    vpcs = sorted({s.vpc_id for s in view.subnets})
+    if len(vpcs) > 1:
+        by_vpc = {v: [s.subnet_id for s in view.subnets if s.vpc_id == v] for v in vpcs}
+        problems.append(
+            (f"the subnets are in different VPCs ({by_vpc}): RunTask fails", "name subnets of one VPC in subnets")
+        )
+    elif vpcs:
+        strays = {g: v for g, v in view.group_vpcs.items() if v != vpcs[0]}
+        if strays:
+            problems.append(
+                (
+                    f"security groups {strays} are not in the subnets' VPC {vpcs[0]}: RunTask fails",
+                    f"name security groups of {vpcs[0]} in security_groups",
+                )
+            )
+    return problems
+
+
+def _egress_warning(egress: str, public_ip: bool, endpoints: frozenset[str], image: str) -> tuple[str, str] | None:
+    """Why a task in this subnet may not reach its image, its log group or the API server; None when it can."""
+    if egress == "nat" or (egress == "internet-gateway" and public_ip):
+        return None
+    on_ecr = ".dkr.ecr." in image
+    missing = [e for e in ECR_ENDPOINTS if e not in endpoints]
+    if on_ecr and not missing:
+        return None  # image pulls and logs through VPC endpoints; the API server is inside the VPC or not
+    if egress == "internet-gateway":
+        why = "its route to the internet is an internet gateway but tasks get no public IP (assign_public_ip off)"
+        fix = "set assign_public_ip = true, or use private subnets with a NAT gateway"
+    else:
+        why = "its route table has no route to the internet (no internet gateway, no NAT)"
+        fix = "add a NAT gateway route (0.0.0.0/0) to the subnet's route table"
+    endpoint_fix = f", or VPC endpoints for {', '.join(missing)}" if on_ecr else ""
+    return (
+        f"{why}: tasks cannot pull {image or 'their image'} (CannotPullContainerError) nor ship logs, and reach "
+        "the API server only if it is inside the VPC",
+        fix + endpoint_fix + " (docs/setup.md, 'Network')",
+    )
+
+
+def _simulated_calls(
+    cfg: ExecutorConfig, cluster: Mapping[str, Any], in_use: list[tuple[Mapping[str, Any], str]]
+) -> list[tuple[str, str, dict[str, str]]]:
+    """(action, resource, request context) of the calls the executor makes that the check cannot probe."""
+    cluster_arn = str(cluster.get("clusterArn") or "")
+    parts = cluster_arn.split(":")
+    partition, region, account = (parts[1], parts[3], parts[4]) if len(parts) > 4 else ("aws", "", "")
+    calls: list[tuple[str, str, dict[str, str]]] = []
+    seen: set[tuple[str, str]] = set()
+
+    def add(action: str, resource: str, context: dict[str, str]) -> None:
+        if resource and (action, resource) not in seen:
+            seen.add((action, resource))
+            calls.append((action, resource, context))
+
+    for definition, container in in_use:
+        add("ecs:RunTask", str(definition.get("taskDefinitionArn") or ""), {"ecs:cluster": cluster_arn})
+        for key in ("taskRoleArn", "executionRoleArn"):
+            add("iam:PassRole", str(definition.get(key) or ""), {"iam:PassedToService": _TASK_ROLE_SERVICE})
+        cdef: Mapping[str, Any] = next(
+            (c for c in definition.get("containerDefinitions", []) if c.get("name") == container), {}
+        )
+        options = (cdef.get("logConfiguration") or {}).get("options") or {}
+        if options.get("awslogs-group") and options.get("awslogs-stream-prefix"):
+            group_region = options.get("awslogs-region") or region
+            stream = f"{options['awslogs-stream-prefix']}/{container}/{_NO_SUCH_TASK}"
+            add(
+                "logs:GetLogEvents",
+                f"arn:{partition}:logs:{group_region}:{account}:log-group:{options['awslogs-group']}:log-stream:{stream}",
+                {},
+            )
+    # The executor tags every task at launch (RunTask with tags), which IAM authorises as ecs:TagResource with
+    # ecs:CreateAction = RunTask (ECS developer guide, "Grant permission to tag resources on creation").
+    task = f"arn:{partition}:ecs:{region}:{account}:task/{cluster.get('clusterName') or cfg.cluster}/{_NO_SUCH_TASK}"
+    add("ecs:TagResource", task, {"ecs:CreateAction": "RunTask"})
+    return calls
 
 
 def client_problem(cfg: ExecutorConfig, client_factory: Callable[..., Any]) -> tuple[str, str, str] | None:

@@ -33,6 +33,10 @@ class InvalidParameterException(AwsError):
     code = "InvalidParameterException"
 
 
+class AccessDeniedException(AwsError):
+    code = "AccessDeniedException"
+
+
 class ClusterNotFoundException(AwsError):
     code = "ClusterNotFoundException"
 

@@ -18,7 +18,8 @@ from ecs_emulator.profile import Faults
 ApiFaultKind = Literal["server_error", "connection_reset", "lost_response", "throttle"]
 API_FAULT_KINDS: tuple[ApiFaultKind, ...] = ("server_error", "connection_reset", "lost_response", "throttle")
 TASK_FAULT_KINDS = ("fail_to_start", "spot_interruption", "describe_missing", "oom")
-OTHER_FAULT_KINDS = ("expired_credentials", "throttle_storm")
+# access_denied: the caller's policy does not allow the API (one-shot, injected only; never drawn at random).
+OTHER_FAULT_KINDS = ("expired_credentials", "throttle_storm", "access_denied")
 FAULT_KINDS = API_FAULT_KINDS + TASK_FAULT_KINDS + OTHER_FAULT_KINDS
 
 START_FAILURES = {
@@ -112,6 +113,10 @@ class FaultPlan:
             if self._draw(kind, getattr(probabilities, kind)):
                 return kind
         return None
+
+    def access_denied(self, api: str) -> bool:
+        """The caller is not allowed ``api`` this time (an injected ``access_denied`` fault)."""
+        return self._take("access_denied", api) is not None
 
     def throttle_storm(self) -> float | None:
         item = self._take("throttle_storm")

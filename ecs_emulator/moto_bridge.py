@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
+from ecs_emulator import iam_simulation
 from ecs_emulator.server import Reply, json_reply
 
 _app: Any = None
@@ -31,7 +32,9 @@ def _moto_app() -> Any:
 
 
 def handle(method: str, path: str, headers: Mapping[str, str], body: bytes, port: int) -> Reply:
-    """Serve one request with moto's WSGI application."""
+    """Serve one request with moto's WSGI application (IAM's policy simulator, which moto lacks, here)."""
+    if iam_simulation.is_simulation(method, path, headers, body):
+        return iam_simulation.handle(path, body)
     try:
         app = _moto_app()
     except ImportError:

@@ -26,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
 from ecs_emulator.errors import (
+    AccessDeniedException,
     AwsError,
     SerializationException,
     ServerException,
@@ -180,6 +181,9 @@ class Dispatcher:
         if em.faults.credentials_expired():
             em.count(op, "expired_credentials")
             return _error(ExpiredTokenException("The security token included in the request is expired"))
+        denied = _access_denied(em, service, op)
+        if denied is not None:
+            return denied
         latency = em.profile.latency_for(op)
         if latency is not None:
             time.sleep(latency.sample(em.rng))
@@ -220,6 +224,25 @@ class Dispatcher:
             reply.after = "hold"
             reply.hold_seconds = em.profile.faults.lost_response_hold
         return reply
+
+
+def _access_denied(em: Host, service: str, op: str) -> Reply | None:
+    """An injected ``access_denied`` fault: IAM's answer to a caller whose policies do not allow the action.
+
+    Authorisation follows authentication and comes before throttling and validation; ECS and CloudWatch
+    Logs both answer ``AccessDeniedException`` (HTTP 400) in their JSON protocol (the services' "Common
+    Errors" pages).
+    """
+    if not em.faults.access_denied(op):
+        return None
+    em.count(op, "access_denied")
+    action = f"{service}:{op}"
+    return _error(
+        AccessDeniedException(
+            f"The caller is not authorized to perform: {action} because no identity-based policy allows "
+            f"the {action} action"
+        )
+    )
 
 
 class _Handler(BaseHTTPRequestHandler):
