@@ -49,11 +49,11 @@ def test_build_backend_is_pinned_to_the_locked_setuptools() -> None:
 
 
 def test_the_emulator_distribution_declares_the_moto_services_it_serves() -> None:
-    """moto_bridge.py runs moto's WSGI server (flask: the server extra) for S3, STS, KMS, SQS and EventBridge."""
+    """moto_bridge.py runs moto's WSGI server (flask: the server extra) for S3, STS, KMS, SQS, EventBridge, EC2 and IAM."""
     project = tomllib.loads((ROOT / "distributions" / "emulator" / "pyproject.toml").read_text())["project"]
     moto = next(d for d in project["dependencies"] if d.startswith("moto["))
     extras = set(moto.split("[", 1)[1].split("]", 1)[0].split(","))
-    assert {"server", "s3", "sts", "kms", "sqs", "events"} <= extras
+    assert {"server", "s3", "sts", "kms", "sqs", "events", "ec2", "iam"} <= extras
     assert project["scripts"] == {"ecs-emulator": "ecs_emulator.cli:main"}
     assert project["entry-points"]["pytest11"] == {"ecs_emulator": "ecs_emulator.pytest_plugin"}
     product = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
