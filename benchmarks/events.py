@@ -242,7 +242,7 @@ def markdown(report: dict[str, Any]) -> str:
                 return f"{fmt(a.get(key))} / {fmt(b.get(key))}"
 
             lost = f"{poll['failed'] + poll['lost']} / {ev['failed'] + ev['lost']}"
-            slower = {True: "yes", False: "no"}.get(row.get("events_slower"), "-")  # type: ignore[call-overload]
+            slower = {True: "yes", False: "no"}.get(row.get("events_slower"), "-")
             lines.append(
                 f"| {row['scenario']} | {both('elapsed_s')} | {both('queued_to_running_p99_s')} "
                 f"| {both('heartbeat_ms_p99')} | {both('read_calls_per_workload')} | {lost} | {slower} |"
@@ -265,7 +265,7 @@ def run(
         print(f"==> tracking {tasks} tasks of {task_seconds:g} s: {variant}", flush=True)
         rows.append(run_variant(variant, tasks, task_seconds, heartbeat_interval))
         print(f"    {rows[-1]}", flush=True)
-    report = {
+    report: dict[str, Any] = {
         "meta": {
             "date": datetime.now(UTC).strftime("%Y-%m-%d"),
             "commit": git_commit(),

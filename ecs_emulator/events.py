@@ -103,7 +103,7 @@ def speed_up_moto_sqs() -> None:
         from moto.sqs import models  # noqa: PLC0415 - moto is optional (the emulator extra)
     except ImportError:
         return
-    slow_time = models.unix_time
+    slow_time = getattr(models, "unix_time")  # noqa: B009 - moto does not export it
 
     def unix_time(dt: Any = None) -> float:
         return time.time() if dt is None else float(slow_time(dt))
@@ -124,8 +124,8 @@ def speed_up_moto_sqs() -> None:
         return bool(retention + message.sent_timestamp / 1000 > time.time())
 
     models.Queue.delete_message = delete_message  # type: ignore[method-assign]
-    models.unix_time = unix_time  # type: ignore[assignment]
-    models.unix_time_millis = unix_time_millis  # type: ignore[assignment]
+    setattr(models, "unix_time", unix_time)  # noqa: B010 - what moto's SQS models call
+    setattr(models, "unix_time_millis", unix_time_millis)  # noqa: B010
     models.SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
     _moto_sped_up = True
 
@@ -138,7 +138,7 @@ def _sqs_queue_of(target: dict[str, Any]) -> Any:
     if len(parts) != 6 or parts[2] != "sqs" or target.get("InputTransformer") or target.get("SqsParameters"):
         return None
     found = sqs_backends[parts[4]][parts[3]].queues.get(parts[5])
-    if found is None or found.fifo_queue or int(found.delay_seconds or 0):
+    if found is None or found.fifo_queue or int(getattr(found, "delay_seconds", 0) or 0):
         return None
     return found
 

@@ -28,7 +28,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -95,7 +95,7 @@ class EventFeed:
         self._failures = 0
         self._deleters = deleters
         self.healthy = False  # set by the scheduler thread from FeedUp / FeedDown
-        loops = {"ecs-executor-events": functools.partial(self._receive_loop, True)}
+        loops: dict[str, Callable[[], None]] = {"ecs-executor-events": functools.partial(self._receive_loop, True)}
         for n in range(1, receivers):
             loops[f"ecs-executor-events-{n}"] = functools.partial(self._receive_loop, False)
         loops["ecs-executor-events-delete"] = self._delete_loop
@@ -126,9 +126,12 @@ class EventFeed:
         self._readable.set()  # wakes the receivers waiting for the queue to be readable
         for _ in range(self._deleters):
             self._acks.put("")  # wakes the deleters
+        # The deleters finish the deletes asked for; a receiver in a long poll is not waited for (it
+        # may still hand a batch over, which nobody applies nor deletes: it comes back to the queue).
         deadline = time.monotonic() + timeout
         for thread in self._supervisor.threads():
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            if thread.name.startswith("ecs-executor-events-delete"):
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     # -- threads ------------------------------------------------------------------------------
     def _receive_loop(self, first: bool) -> None:
@@ -159,7 +162,7 @@ class EventFeed:
                     self._readable.set()
                     self._results.put(FeedUp())
             if messages:
-                self._results.put(EventsReceived(messages))
+                self._results.put(EventsReceived(messages))  # after close: never applied, so never deleted
 
     def _delete_loop(self) -> None:
         while not self._closed.is_set():

@@ -60,15 +60,15 @@ class Collected:
 
 def test_several_receivers_hand_over_every_message_and_only_acknowledged_ones_are_deleted(emulator: Emulator) -> None:
     sqs = aws_client("sqs", emulator, read_timeout=60)  # the first moto request imports moto: slow on a busy machine
-    url = fresh_queue(sqs, "feed-receivers", visibility=4)
-    for start in range(0, 60, 10):
+    url = fresh_queue(sqs, "feed-receivers", visibility=3)
+    for start in range(0, 30, 10):
         sqs.send_message_batch(
             QueueUrl=url, Entries=[{"Id": str(n), "MessageBody": body(n)} for n in range(start, start + 10)]
         )
     feed = EventFeed(EventQueue(sqs, url), wait_seconds=1, receivers=3, deleters=2)
     seen = Collected(feed)
     try:
-        wait_for(lambda: seen.drain() or len(seen.arns()) == 60, timeout=30)
+        wait_for(lambda: seen.drain() or len(seen.arns()) == 30, timeout=30)
         assert sum(isinstance(r, FeedUp) for r in seen.results) == 1
         assert not any(isinstance(r, FeedDown) for r in seen.results)
         kept = {m.observation.arn for m in seen.messages[:5] if m.observation is not None}  # never applied
