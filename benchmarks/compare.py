@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -126,9 +127,17 @@ def pct(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def run_one(executor: str, sc: Scenario, *, profile: str, heartbeat_interval: float) -> dict[str, Any]:
+def run_one(
+    executor: str,
+    sc: Scenario,
+    *,
+    profile: str,
+    heartbeat_interval: float,
+    extra_env: Callable[[Emulator], dict[str, str]] | None = None,  # benchmarks/events.py: the events queue
+) -> dict[str, Any]:
     with Emulator(profile, runner="simulated") as emulator:
         prepare(emulator)
+        added = extra_env(emulator) if extra_env is not None else {}
         emulator.reset_counters()
         spec = {
             "executor": executor,
@@ -145,7 +154,7 @@ def run_one(executor: str, sc: Scenario, *, profile: str, heartbeat_interval: fl
             spec_path, out_path, ready = Path(tmp, "spec.json"), Path(tmp, "out.json"), Path(tmp, "ready")
             spec["ready_file"] = str(ready)
             spec_path.write_text(json.dumps(spec))
-            env = {**os.environ, "PYTHONWARNINGS": "ignore", "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
+            env = {**os.environ, "PYTHONWARNINGS": "ignore", "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING", **added}
             child = subprocess.Popen(
                 [sys.executable, "-m", "benchmarks.drive", str(spec_path), str(out_path)],
                 env=env,
@@ -417,7 +426,7 @@ def main() -> None:
     if not args.no_events:  # tracking by ECS events vs polling vs upstream (benchmarks/events.py)
         from benchmarks import events
 
-        events.main(["--tasks", "200", "--task-seconds", "60"] if args.quick else [])
+        events.main(["--tasks", "200", "--task-seconds", "60", "--scenario-size", "quick"] if args.quick else [])
 
 
 if __name__ == "__main__":

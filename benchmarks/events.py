@@ -14,7 +14,13 @@ drives them. It measures:
 
 For "ours with events" the emulator holds an EventBridge rule for the cluster's task state changes
 and an SQS queue as its target (what deploy/cloudformation.yaml creates); the executor reads it.
-Results go to ``benchmarks/results/events.json`` and ``events.md``. It asserts nothing.
+
+Then the load scenarios of ``benchmarks.compare`` (bursts, steady arrivals, a throttle storm, a
+capacity shortfall) run with our executor polling and with events, side by side: tracking by events
+must make none of them slower (``--scenario-size``: full, quick or none).
+
+Results go to ``benchmarks/results/events.json`` and ``events.md``, with the machine's load average
+at the start and end (this is a shared 2-core machine). It asserts nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks import compare
 from benchmarks.compare import RESULTS, git_commit, pct, prepare, workload_of
 from ecs_emulator import Emulator
 from ecs_emulator.runners import SIM_DURATION_ENV
@@ -88,6 +95,8 @@ def run_variant(variant: str, n: int, task_seconds: float, heartbeat_interval: f
             "deadline": task_seconds + 300 + n * 0.2,
             "heartbeat_interval": heartbeat_interval,
             "endpoint": emulator.endpoint_url,
+            "access_key_id": emulator.access_key_id,  # the spec file lives in a 0700 temporary directory
+            "secret_access_key": emulator.secret_access_key,
         }
         with tempfile.TemporaryDirectory() as tmp:
             spec_path, out_path = Path(tmp, "spec.json"), Path(tmp, "out.json")
@@ -143,6 +152,47 @@ def summarise(
     }
 
 
+def events_env(emulator: Emulator) -> dict[str, str]:
+    """compare.run_one's hook: our executor reads the rule's queue."""
+    return {"AIRFLOW__ECS_EXECUTOR__TASK_EVENTS_QUEUE_URL": events_queue(emulator)}
+
+
+SCENARIO_KEYS = ("elapsed_s", "queued_to_running_p50_s", "queued_to_running_p99_s", "heartbeat_ms_p99")
+
+
+def run_scenarios(size: str, heartbeat_interval: float) -> list[dict[str, Any]]:
+    """The scenarios of benchmarks.compare with our executor polling, then with events; a row per scenario."""
+    out = []
+    for sc in compare.scenarios(quick=size == "quick"):
+        pair = {}
+        for variant in ("ours-polling", "ours-events"):
+            print(f"==> {sc.name} ({sc.description}): {variant}", flush=True)
+            hook = events_env if variant == "ours-events" else None
+            pair[variant] = compare.run_one(
+                "ours", sc, profile="aws", heartbeat_interval=heartbeat_interval, extra_env=hook
+            )
+        row: dict[str, Any] = {"scenario": sc.name, "description": sc.description, "n": sc.n}
+        for variant, got in pair.items():
+            if "error" in got:
+                row[variant] = {"error": got["error"]}
+                continue
+            row[variant] = {k: got.get(k) for k in (*SCENARIO_KEYS, "succeeded", "failed", "lost", "duplicated")}
+            row[variant]["read_calls_per_workload"] = sum(
+                got["api_calls_per_workload"].get(api, 0) for api in READ_APIS
+            )
+        poll, ev = row["ours-polling"], row["ours-events"]
+        if "error" not in poll and "error" not in ev and poll["elapsed_s"] and ev["elapsed_s"]:
+            # slower: every workload final later than polling by more than 5% and a heartbeat
+            row["events_slower"] = ev["elapsed_s"] > poll["elapsed_s"] * 1.05 + heartbeat_interval
+        print(f"    {row}", flush=True)
+        out.append(row)
+    return out
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def fmt(value: Any) -> str:
     if value is None:
         return "-"
@@ -153,7 +203,9 @@ def markdown(report: dict[str, Any]) -> str:
     meta = report["meta"]
     lines = [
         f"Run {meta['date']} (commit {meta['commit'][:10]}): {meta['tasks']} tasks of {meta['task_seconds']:g} s "
-        f"running at once, emulator profile `aws`, simulated runner, heartbeat every {meta['heartbeat_interval']:g} s.",
+        f"running at once, emulator profile `aws`, simulated runner, heartbeat every {meta['heartbeat_interval']:g} s; "
+        f"load average (1, 5, 15 min) {meta.get('load_average_start', '?')} at the start, "
+        f"{meta.get('load_average_end', '?')} at the end (2 cores, shared).",
         "",
         "| executor | read calls | per task-hour | throttled | STOPPED→event buffer p50 / p99 (s) "
         "| succeeded | failed | lost | duplicated |",
@@ -169,25 +221,63 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {fmt(row['stopped_to_buffer_p50_s'])} / {fmt(row['stopped_to_buffer_p99_s'])} "
             f"| {row['succeeded']} | {row['failed']} | {row['lost']} | {row['duplicated']} |"
         )
+    if report.get("scenarios"):
+        lines += [
+            "",
+            "The load scenarios of `benchmarks.compare`, our executor polling and with events "
+            "(all final: seconds until every workload had its final state):",
+            "",
+            "| scenario | all final (s) polling / events | queued→running p99 (s) polling / events "
+            "| heartbeat p99 (ms) polling / events | read calls per workload polling / events "
+            "| failed+lost polling / events | events slower |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in report["scenarios"]:
+            poll, ev = row["ours-polling"], row["ours-events"]
+            if "error" in poll or "error" in ev:
+                lines.append(f"| {row['scenario']} | did not run: {poll.get('error') or ev.get('error')} |" + " |" * 5)
+                continue
+
+            def both(key: str, a: dict[str, Any] = poll, b: dict[str, Any] = ev) -> str:
+                return f"{fmt(a.get(key))} / {fmt(b.get(key))}"
+
+            lost = f"{poll['failed'] + poll['lost']} / {ev['failed'] + ev['lost']}"
+            slower = {True: "yes", False: "no"}.get(row.get("events_slower"), "-")
+            lines.append(
+                f"| {row['scenario']} | {both('elapsed_s')} | {both('queued_to_running_p99_s')} "
+                f"| {both('heartbeat_ms_p99')} | {both('read_calls_per_workload')} | {lost} | {slower} |"
+            )
     return "\n".join(lines) + "\n"
 
 
-def run(tasks: int, task_seconds: float, heartbeat_interval: float = 1.0, out: Path | None = RESULTS) -> dict[str, Any]:
+def run(
+    tasks: int,
+    task_seconds: float,
+    heartbeat_interval: float = 1.0,
+    out: Path | None = RESULTS,
+    *,
+    variants: tuple[str, ...] = VARIANTS,
+    scenario_size: str = "full",
+) -> dict[str, Any]:
+    load_at_start = load_average()
     rows = []
-    for variant in VARIANTS:
+    for variant in variants:
         print(f"==> tracking {tasks} tasks of {task_seconds:g} s: {variant}", flush=True)
         rows.append(run_variant(variant, tasks, task_seconds, heartbeat_interval))
         print(f"    {rows[-1]}", flush=True)
-    report = {
+    report: dict[str, Any] = {
         "meta": {
             "date": datetime.now(UTC).strftime("%Y-%m-%d"),
             "commit": git_commit(),
             "tasks": tasks,
             "task_seconds": task_seconds,
             "heartbeat_interval": heartbeat_interval,
+            "load_average_start": load_at_start,
         },
         "rows": rows,
+        "scenarios": run_scenarios(scenario_size, heartbeat_interval) if scenario_size != "none" else [],
     }
+    report["meta"]["load_average_end"] = load_average()
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "events.json").write_text(json.dumps(report, indent=1))
@@ -199,9 +289,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument("--task-seconds", type=float, default=600.0)
+    parser.add_argument("--variants", nargs="*", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--scenario-size", choices=("full", "quick", "none"), default="full")
     args = parser.parse_args(argv)
     started = time.monotonic()
-    report = run(args.tasks, args.task_seconds)
+    report = run(args.tasks, args.task_seconds, variants=tuple(args.variants), scenario_size=args.scenario_size)
     print(markdown(report))
     print(f"wrote {RESULTS}/events.json, events.md in {time.monotonic() - started:.0f} s")
 

@@ -10,8 +10,12 @@ timestamps as ISO 8601 text, ``version`` and ``updatedAt``.
 Routing is EventBridge's: the rules of the default event bus in moto's backend (created by whoever
 uses the emulator: the devstack, a test, CloudFormation-like set-up code) match the event with their
 pattern and send it to their targets (SQS queues). An event matched by no rule goes nowhere, as on
-AWS. Publishing runs on the timeline, off the ECS lock; the chaos faults (duplicate, delay, reorder,
-drop) act here, as EventBridge's at-least-once, unordered delivery.
+AWS. Publishing runs off the ECS lock and off the timeline: the timeline hands each event, at its due
+time, to a publisher thread of its own, so a slow delivery never holds up a task's lifecycle; the
+chaos faults (duplicate, delay, reorder, drop) act here, as EventBridge's at-least-once, unordered
+delivery. An SQS target of a standard queue gets the message as moto's target would send it, without
+moto's SendMessage recomputing every queue attribute per message (a cost that grows with the queue
+and, at thousands of tasks, made the emulator deliver far more slowly than EventBridge does).
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import queue
 import random
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -78,6 +84,84 @@ def envelope(task: Task, *, account: str, region: str, now: float) -> dict[str, 
     }
 
 
+_moto_sped_up = False
+
+
+def speed_up_moto_sqs() -> None:
+    """Make moto's SQS cost per message constant and its deletes thread-safe (once per process).
+
+    moto reads the clock through naive-datetime arithmetic for every message it scans (visibility,
+    delay) and recomputes every queue attribute, message counts included, to read the retention
+    period of each message it returns: a ReceiveMessage of 10 took half a second with 100 messages
+    queued, and grew with the queue. AWS answers in tens of milliseconds at any depth. Here the
+    clock is ``time.time()`` (the same epoch) and the retention period is read from the queue.
+    """
+    global _moto_sped_up  # noqa: PLW0603 - moto's backends are per process, so is this patch
+    if _moto_sped_up:
+        return
+    try:
+        from moto.sqs import models  # noqa: PLC0415 - moto is optional (the emulator extra)
+    except ImportError:
+        return
+    slow_time = getattr(models, "unix_time")  # noqa: B009 - moto does not export it
+
+    def unix_time(dt: Any = None) -> float:
+        return time.time() if dt is None else float(slow_time(dt))
+
+    def unix_time_millis(dt: Any = None) -> float:
+        return unix_time(dt) * 1000.0
+
+    slow_delete = models.Queue.delete_message
+
+    def delete_message(self: Any, receipt_handle: str) -> None:
+        # moto rebuilds the message list without the lock SendMessage appends under: a message sent
+        # during a delete was lost. SQS loses none.
+        with self._messages_lock:
+            slow_delete(self, receipt_handle)
+
+    def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
+        retention = int(self.get_queue(queue_name).message_retention_period)
+        return bool(retention + message.sent_timestamp / 1000 > time.time())
+
+    models.Queue.delete_message = delete_message  # type: ignore[method-assign]
+    setattr(models, "unix_time", unix_time)  # noqa: B010 - what moto's SQS models call
+    setattr(models, "unix_time_millis", unix_time_millis)  # noqa: B010
+    models.SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
+    _moto_sped_up = True
+
+
+def _sqs_queue_of(target: dict[str, Any]) -> Any:
+    """The moto queue of a plain SQS target (standard queue, no input transformer, no delay), or None."""
+    from moto.sqs.models import sqs_backends  # noqa: PLC0415 - moto is optional (the emulator extra)
+
+    parts = str(target.get("Arn", "")).split(":")
+    if len(parts) != 6 or parts[2] != "sqs" or target.get("InputTransformer") or target.get("SqsParameters"):
+        return None
+    found = sqs_backends[parts[4]][parts[3]].queues.get(parts[5])
+    if found is None or found.fifo_queue or int(getattr(found, "delay_seconds", 0) or 0):
+        return None
+    return found
+
+
+def _send_to_sqs(rule: Any, event: dict[str, Any]) -> bool:
+    """Send the event to every target of the rule if all are plain SQS queues; False: moto's way instead.
+
+    The message is what moto's EventBridge SQS target sends: the envelope as JSON, ``time`` as ISO 8601
+    without milliseconds.
+    """
+    from moto.sqs.models import Message  # noqa: PLC0415 - moto is optional (the emulator extra)
+
+    queues = [_sqs_queue_of(t) for t in rule.targets]
+    if not queues or any(q is None for q in queues):
+        return False
+    body = json.dumps({**event, "time": _iso(float(event["time"]), millis=False)})
+    for target_queue in queues:
+        message = Message(str(uuid.uuid4()), body)
+        message.mark_sent()
+        target_queue.add_message(message)
+    return True
+
+
 def _deliver_to_eventbridge(event: dict[str, Any], account: str, region: str) -> int:
     """What PutEvents does with an event on the default bus; returns how many rules matched.
 
@@ -97,6 +181,8 @@ def _deliver_to_eventbridge(event: dict[str, Any], account: str, region: str) ->
             continue
         matched += 1
         copy = json.loads(json.dumps(event))  # each rule's targets get their own copy
+        if _send_to_sqs(rule, event):
+            continue
         if any(t.get("InputTransformer") for t in rule.targets):
             # moto's input transformer reads the ingestion time EventBridge keeps beside the event
             copy["ingestion-time"] = copy["time"]
@@ -131,6 +217,10 @@ class TaskEvents:
         self._deliver = deliver
         self._held: list[dict[str, Any]] = []  # reorder: an event held back until the next one passes it
         self._lock = threading.Lock()
+        speed_up_moto_sqs()
+        self._outbox: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()  # due events, in order
+        self._publisher = threading.Thread(target=self._publish_loop, name="ecs-emulator-events", daemon=True)
+        self._publisher.start()
 
     def changed(self, task: Task) -> None:
         """The task's state changed (its version grew): called under the ECS lock, publishes off it."""
@@ -165,6 +255,14 @@ class TaskEvents:
             self._send(late)
 
     def _send(self, event: dict[str, Any]) -> None:
+        """On the timeline, at the event's due time: to the publisher thread, in order."""
+        self._outbox.put(event)
+
+    def _publish_loop(self) -> None:
+        while True:
+            self._publish(self._outbox.get())
+
+    def _publish(self, event: dict[str, Any]) -> None:
         try:
             if not self._deliver(event, self._account, self._region):
                 self._counters["events.unmatched"] += 1

@@ -1,14 +1,19 @@
 """Tracking by ECS events: an SQS consumer thread, and the slow reconciliation that keeps it honest.
 
-``EventFeed`` runs two supervised threads: a receiver that long-polls the queue (batches of 10) and
-hands each batch to the scheduler thread through a queue (``drain``), and a deleter that deletes the
-messages the scheduler thread has applied (``ack``). A message is deleted only after ``sync()``
-applied its event; one never acknowledged comes back after the queue's visibility timeout and is
-applied again, harmlessly (``decide`` ignores a version it has already seen).
+``EventFeed`` runs supervised threads: ``receivers`` receivers that long-poll the queue (batches of
+10) and hand each batch to the scheduler thread through a queue (``drain``), and ``deleters``
+deleters that delete, in batches, the messages the scheduler thread has applied (``ack``). One
+receiver takes at most 10 messages per round trip: at thousands of running tasks the stops of a
+burst come faster than that, and a single receiver left the last stops of a burst seconds behind.
+Several long polls at once keep a burst's events flowing; a long poll returns as soon as a message
+is there, so idle receivers cost one request per 20 s each. A message is deleted only after
+``sync()`` applied its event; one never acknowledged comes back after the queue's visibility
+timeout and is applied again, harmlessly (``decide`` ignores a version it has already seen).
 
 When the queue fails (AccessDenied, a queue that does not exist, throttling, the network) the feed
-reports ``FeedDown`` once, keeps trying with backoff, and reports ``FeedUp`` when a receive works
-again; meanwhile the executor tracks by polling, as without events.
+reports ``FeedDown`` once, keeps trying with backoff (the first receiver only: the others wait until
+it reads again), and reports ``FeedUp`` when a receive works again; meanwhile the executor tracks by
+polling, as without events.
 
 ``Reconciler`` decides, on the scheduler thread, which tasks to describe while events flow: every
 task at least once per ``interval`` (events that were dropped, a rule that matches nothing), and a
@@ -17,22 +22,25 @@ task between two states (not RUNNING) that has been silent for ``silence`` secon
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import random
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from airflow_ecs_executor.aws.client import AwsCallError
-from airflow_ecs_executor.aws.events import EventMessage, EventQueue
+from airflow_ecs_executor.aws.events import DELETE_BATCH, EventMessage, EventQueue
 from airflow_ecs_executor.core.backoff import Backoff
 from airflow_ecs_executor.runtime.workers import Supervisor, WorkerRestarted
 
 _log = logging.getLogger(__name__)
 RETRY: Final = Backoff(base=2.0, cap=60.0)  # between receives while the queue fails
+RECEIVERS: Final = 4  # long polls at once: 40 messages per round trip
+DELETERS: Final = 2
 # A task in one of these statuses may stay so for hours without an event: only the sweep looks at it.
 QUIET_STATUSES: Final = frozenset({"RUNNING"})
 
@@ -69,7 +77,11 @@ class EventFeed:
         wait_seconds: float = 20.0,
         retry: Backoff = RETRY,
         rng: random.Random | None = None,
+        receivers: int = RECEIVERS,
+        deleters: int = DELETERS,
     ) -> None:
+        if receivers < 1 or deleters < 1:
+            raise ValueError("an event feed needs at least one receiver and one deleter")
         self._events = events
         self._wait = wait_seconds
         self._retry = retry
@@ -77,13 +89,19 @@ class EventFeed:
         self._results: queue.SimpleQueue[FeedResult] = queue.SimpleQueue()
         self._acks: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._closed = threading.Event()
+        self._state = threading.Lock()  # guards _up and _failures, shared by the receivers
+        self._up = False  # the receivers' view: the last receive worked
+        self._readable = threading.Event()  # set while _up: the other receivers poll only then
         self._failures = 0
+        self._deleters = deleters
         self.healthy = False  # set by the scheduler thread from FeedUp / FeedDown
-        self._supervisor = Supervisor(
-            {"ecs-executor-events": self._receive_loop, "ecs-executor-events-delete": self._delete_loop},
-            self._closed,
-            self._results.put,
-        )
+        loops: dict[str, Callable[[], None]] = {"ecs-executor-events": functools.partial(self._receive_loop, True)}
+        for n in range(1, receivers):
+            loops[f"ecs-executor-events-{n}"] = functools.partial(self._receive_loop, False)
+        loops["ecs-executor-events-delete"] = self._delete_loop
+        for n in range(1, deleters):
+            loops[f"ecs-executor-events-delete-{n}"] = self._delete_loop
+        self._supervisor = Supervisor(loops, self._closed, self._results.put)
 
     def ensure_alive(self) -> list[str]:
         return self._supervisor.ensure_alive()
@@ -105,36 +123,51 @@ class EventFeed:
 
     def close(self, timeout: float = 5.0) -> None:
         self._closed.set()
-        self._acks.put("")  # wakes the deleter
+        self._readable.set()  # wakes the receivers waiting for the queue to be readable
+        for _ in range(self._deleters):
+            self._acks.put("")  # wakes the deleters
+        # The deleters finish the deletes asked for; a receiver in a long poll is not waited for (it
+        # may still hand a batch over, which nobody applies nor deletes: it comes back to the queue).
         deadline = time.monotonic() + timeout
         for thread in self._supervisor.threads():
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            if thread.name.startswith("ecs-executor-events-delete"):
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     # -- threads ------------------------------------------------------------------------------
-    def _receive_loop(self) -> None:
-        up = False
+    def _receive_loop(self, first: bool) -> None:
+        """One receiver; the ``first`` also probes a queue that fails, the others wait until it reads."""
         while not self._closed.is_set():
+            if not first and not self._readable.is_set():
+                self._readable.wait(self._wait or 1.0)
+                continue
+            with self._state:
+                up = self._up
             try:
                 # While down (or at start) a short receive, so a working queue is known at once.
                 messages = self._events.receive(self._wait if up else 0)
             except AwsCallError as exc:
-                self._failures += 1
-                if up or self._failures == 1:
-                    self._results.put(FeedDown(f"{exc.code}: {exc.message}"))
-                up = False
-                self._closed.wait(self._retry.delay(self._failures, self._rng) + 0.5)
+                with self._state:
+                    self._failures += 1
+                    failures = self._failures
+                    if self._up or failures == 1:
+                        self._results.put(FeedDown(f"{exc.code}: {exc.message}"))
+                    self._up = False
+                    self._readable.clear()
+                self._closed.wait(self._retry.delay(failures, self._rng) + 0.5)
                 continue
-            self._failures = 0
-            if not up:
-                up = True
-                self._results.put(FeedUp())
+            with self._state:
+                self._failures = 0
+                if not self._up:
+                    self._up = True
+                    self._readable.set()
+                    self._results.put(FeedUp())
             if messages:
-                self._results.put(EventsReceived(messages))
+                self._results.put(EventsReceived(messages))  # after close: never applied, so never deleted
 
     def _delete_loop(self) -> None:
         while not self._closed.is_set():
             receipts = [self._acks.get()]
-            while len(receipts) < 100:
+            while len(receipts) < DELETE_BATCH:  # one call per round: the deleters work side by side
                 try:
                     receipts.append(self._acks.get_nowait())
                 except queue.Empty:
