@@ -153,8 +153,15 @@ def test_policies_have_no_wildcard_actions_and_star_only_where_iam_needs_it() ->
         "ApiServerPolicy": s.properties("ApiServerPolicy")["PolicyDocument"],
         "ExecutionRole": s.properties("ExecutionRole")["Policies"][0]["PolicyDocument"],
     }
-    # No resource-level permissions for these two (Service Authorization Reference), hence Resource "*".
-    star_allowed = {"ecs:DescribeTaskDefinition", "ecr:GetAuthorizationToken"}
+    # No resource-level permissions for these (Service Authorization Reference), hence Resource "*".
+    star_allowed = {
+        "ecs:DescribeTaskDefinition",
+        "ecr:GetAuthorizationToken",
+        *(
+            f"ec2:{a}"
+            for a in ("DescribeSubnets", "DescribeSecurityGroups", "DescribeRouteTables", "DescribeVpcEndpoints")
+        ),
+    }
     for name, document in documents.items():
         for statement in document["Statement"]:
             assert statement["Effect"] == "Allow"

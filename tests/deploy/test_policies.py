@@ -46,7 +46,6 @@ SCHEDULER_CALLS = [
     Call("iam:PassRole", TASK_ROLE, {"iam:PassedToService": "ecs-tasks.amazonaws.com"}),
     Call("ecs:DescribeTasks", TASK, {"ecs:cluster": CLUSTER}),
     Call("ecs:StopTask", TASK, {"ecs:cluster": CLUSTER}),
-    Call("ecs:ListTasks", f"arn:aws:ecs:{REGION}:{ACCOUNT}:container-instance/airflow/*", {"ecs:cluster": CLUSTER}),
     Call("ecs:DescribeClusters", CLUSTER),
     Call("ecs:DescribeTaskDefinition", "*"),
     Call("logs:DescribeLogGroups", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:*"),
@@ -103,6 +102,32 @@ def test_log_stream_resources_are_built_from_their_parts() -> None:
 @pytest.mark.parametrize("call", SCHEDULER_CALLS, ids=str)
 def test_scheduler_policy_allows_what_the_executor_calls(call: Call) -> None:
     assert allowed([policy_of(stack(), "SchedulerPolicy")], call)
+
+
+# What `airflow ecs-executor check` calls beyond the executor's own calls, run with the scheduler's role.
+SCHEDULER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/airflow-scheduler"
+CHECK_CALLS = [
+    *(
+        Call(f"ec2:{action}", "*")
+        for action in ("DescribeSubnets", "DescribeSecurityGroups", "DescribeRouteTables", "DescribeVpcEndpoints")
+    ),
+    Call("iam:GetRole", SCHEDULER_ROLE),
+    Call("iam:SimulatePrincipalPolicy", SCHEDULER_ROLE),
+]
+
+
+@pytest.mark.parametrize("call", CHECK_CALLS, ids=str)
+def test_scheduler_policy_and_hand_written_policy_allow_what_the_check_calls(call: Call) -> None:
+    assert allowed([policy_of(stack(), "SchedulerPolicy")], call)
+    hand_written = json.loads(
+        json.dumps(hand_written_scheduler_policy()).replace("SCHEDULER_ROLE", "airflow-scheduler")
+    )
+    assert allowed([hand_written], call)
+
+
+def test_the_check_may_simulate_only_the_scheduler_s_own_role() -> None:
+    other = f"arn:aws:iam::{ACCOUNT}:role/someone-else"
+    assert not allowed([policy_of(stack(), "SchedulerPolicy")], Call("iam:SimulatePrincipalPolicy", other))
 
 
 @pytest.mark.parametrize("call", API_SERVER_CALLS, ids=str)
@@ -217,7 +242,13 @@ _ACTIONS_OF_OPERATIONS = {
     "run_task": ("ecs:RunTask", "ecs:TagResource", "iam:PassRole"),
     "describe_tasks": ("ecs:DescribeTasks",),
     "stop_task": ("ecs:StopTask",),
-    "list_tasks": ("ecs:ListTasks",),
+    # airflow ecs-executor check only (check.py; aws/vpc.py, aws/simulation.py): CHECK_CALLS below.
+    "describe_subnets": ("ec2:DescribeSubnets",),
+    "describe_security_groups": ("ec2:DescribeSecurityGroups",),
+    "describe_route_tables": ("ec2:DescribeRouteTables",),
+    "describe_vpc_endpoints": ("ec2:DescribeVpcEndpoints",),
+    "get_role": ("iam:GetRole",),
+    "simulate_principal_policy": ("iam:SimulatePrincipalPolicy",),
     "describe_clusters": ("ecs:DescribeClusters",),
     "describe_task_definition": ("ecs:DescribeTaskDefinition",),
     "describe_log_groups": ("logs:DescribeLogGroups",),
@@ -256,7 +287,7 @@ def test_every_aws_operation_in_the_product_is_evaluated() -> None:
     assert not missing, (
         f"AWS operations called by airflow_ecs_executor but not evaluated against the policies: {missing}"
     )
-    evaluated = {c.action for c in SCHEDULER_CALLS + API_SERVER_CALLS + TASK_ROLE_CALLS + EVENTS_CALLS}
+    evaluated = {c.action for c in SCHEDULER_CALLS + API_SERVER_CALLS + TASK_ROLE_CALLS + EVENTS_CALLS + CHECK_CALLS}
     for operation in found:
         for action in _ACTIONS_OF_OPERATIONS[operation]:
             assert action in evaluated, (operation, action)
