@@ -78,7 +78,7 @@ postgres:
 # Most tests wait (for ECS lifecycles, Airflow's loops) rather than compute: pytest-xdist runs them
 # on PYTEST_WORKERS processes; tests/conftest.py keeps tests that share a costly fixture on one worker
 # and starts the end-to-end tests first.
-PYTEST_WORKERS ?= 3
+PYTEST_WORKERS ?= 4
 pytest: install browser postgres
 	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 

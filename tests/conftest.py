@@ -39,25 +39,27 @@ def airflow_independent(nodeid: str) -> bool:
 # make test runs pytest-xdist (-n): most tests wait on ECS lifecycles and Airflow's loops rather
 # than compute. Tests that share a costly fixture must run on one worker, or each worker builds its
 # own: every test using the session's Airflow stack (tests/e2e/conftest.py ``stack``) runs on one
-# worker; the tests that start Airflow stacks of their own run one after another on another, so no
-# more than two Airflow stacks share the machine; a module with a module-scoped fixture stays
-# together; everything else is spread test by test. (xdist's own ``xdist_group`` marker has no
-# effect with this pytest: it renames ``item._nodeid``, which pytest 9 no longer reads.)
-OWN_AIRFLOW_STACKS = (
-    "tests/e2e/test_chaos.py",
-    "tests/e2e/test_ha.py",
-    "tests/e2e/test_remote_logging.py",
-    "tests/e2e/test_stuck_in_queued.py",
-    "tests/docs/test_docs.py",  # the "try it by hand" path starts an Airflow of its own
-)
+# worker; the tests that start Airflow stacks of their own run one after another in two chains of
+# about equal length, each on a worker of its own, so no more than three Airflow stacks share the
+# machine; a module with a module-scoped fixture stays together; everything else is spread test by
+# test on the fourth worker and on each worker whose chain has ended. (xdist's own ``xdist_group``
+# marker has no effect with this pytest: it renames ``item._nodeid``, which pytest 9 no longer reads.)
+OWN_AIRFLOW_STACKS = {
+    "tests/e2e/test_chaos.py": "airflow-stacks-of-their-own-1",
+    "tests/e2e/test_ha.py": "airflow-stacks-of-their-own-1",  # two schedulers on PostgreSQL
+    "tests/e2e/test_remote_logging.py": "airflow-stacks-of-their-own-2",
+    "tests/e2e/test_stuck_in_queued.py": "airflow-stacks-of-their-own-2",
+    "tests/docs/test_docs.py": "airflow-stacks-of-their-own-2",  # the "try it by hand" path
+}
+CHAINS = ("e2e-session-stack", *sorted(set(OWN_AIRFLOW_STACKS.values())))
 KEPT_TOGETHER = AIRFLOW_CLIENTS  # module-scoped fixtures
 
 
 def xdist_scope(nodeid: str) -> str:
     """The unit pytest-xdist hands to one worker: a group name, a module, or the test itself."""
     module = nodeid.split("::", 1)[0]
-    if module.startswith(OWN_AIRFLOW_STACKS):
-        return "airflow-stacks-of-their-own"
+    if module in OWN_AIRFLOW_STACKS:
+        return OWN_AIRFLOW_STACKS[module]
     if module.startswith("tests/e2e/"):
         return "e2e-session-stack"
     if module.startswith(KEPT_TOGETHER):
@@ -86,7 +88,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         uses_session_stack = "stack" in getattr(item, "fixturenames", ())
         if uses_session_stack and xdist_scope(nodeid) != "e2e-session-stack":
             raise pytest.UsageError(f"{module} uses the session's Airflow stack: keep it out of OWN_AIRFLOW_STACKS")
-    items.sort(key=lambda item: xdist_scope(item.nodeid) not in ("e2e-session-stack", "airflow-stacks-of-their-own"))
+    items.sort(key=lambda item: xdist_scope(item.nodeid) not in CHAINS)
 
 
 @pytest.fixture
