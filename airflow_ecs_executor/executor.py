@@ -597,6 +597,12 @@ class EcsExecutor(BaseExecutor):
             if parsed is None:
                 not_adopted.append(ti)
                 continue
+            tracked = self._held.get(self._by_arn.get(parsed.arn, ""))
+            if tracked is not None and not tracked.record.done:
+                # Already ours: Airflow took this scheduler for dead (a heartbeat late under load) and
+                # hands its own tasks back to it. A second record would track and report it twice.
+                self.running.add(ti.key)
+                continue
             queueing = self._new_queueing()
             record, actions = core.adopt(
                 queueing,

@@ -236,6 +236,25 @@ def test_terminate_stops_a_task_whose_runtask_was_in_flight(executor: Any, emula
     assert wait_for(lambda: emulator.tasks()[0]["stopCode"] == "UserInitiated")
 
 
+def test_adopting_a_task_it_already_tracks_changes_nothing(executor: Any, emulator: Emulator) -> None:
+    """Airflow may hand a scheduler its own tasks back (it took the scheduler for dead): one record stays."""
+    item = workload("sleep")
+    executor.queue_workload(item, session=None)
+    arns: dict[Any, str] = {}
+
+    def launched() -> bool:
+        executor.heartbeat()
+        arns.update({k: i for k, (state, i) in executor.get_event_buffer().items() if str(state) == "running" and i})
+        return bool(arns)
+
+    wait_for(launched)
+    held_before = len(executor._held)
+    ti = SimpleNamespace(key=item.ti.key, external_executor_id=arns[item.ti.key], priority_weight=1)
+    assert executor.try_adopt_task_instances([ti]) == []
+    assert len(executor._held) == held_before == 1
+    assert item.ti.key in executor.running
+
+
 def test_run_helper_reports_states(executor: Any) -> None:
     assert {str(s) for s, _ in run(executor, [workload("ok")]).values()} == {"success"}
 
