@@ -1,4 +1,4 @@
-"""The workload's JWT never reaches a log, a RunTask request or DescribeTasks: the demo DAG runs sealed.
+"""The workload's JWT never reaches a log, a RunTask request or DescribeTasks: the demo's DAG runs sealed.
 
 After a full DAG run, every log file the stack wrote, what DescribeTasks says of every task (with
 its overrides, what RunTask was sent and what CloudTrail would record of it), the emulator's
@@ -37,8 +37,8 @@ def _describe_all(stack: Stack) -> list[dict[str, object]]:
 
 def test_no_log_or_task_description_holds_a_workload_jwt(stack: Stack) -> None:
     assert stack.sealed, "the devstack seals workloads by default"
-    run_id = stack.trigger("fanout")
-    assert stack.wait_run("fanout", run_id) == "success"
+    run_id = stack.trigger("ecs_demo")  # the demo's DAG: a retry, mapped tasks, a queue profile, resources
+    assert stack.wait_run("ecs_demo", run_id, timeout=600) == "success"
     # DescribeTasks, overrides included: the commands are sealed, the RunTask requests were too.
     tasks = _describe_all(stack)
     assert len(tasks) >= 8
@@ -80,8 +80,10 @@ def test_no_log_or_task_description_holds_a_workload_jwt(stack: Stack) -> None:
                 assert JWT.findall(text) == [], f"CloudWatch stream {name} {stream['logStreamName']} holds a JWT"
     assert streams >= 8
     # What the UI shows of each task's log (from CloudWatch Logs).
-    for task_id, map_index in [("items", -1), ("total", -1), *(("work", i) for i in range(6))]:
-        log = log_with(stack, "fanout", run_id, task_id, 1, "Done. Returned value was", map_index=map_index)
+    tries = [("list_files", -1, 1), *(("process", i, 1) for i in range(5)), ("summarise", -1, 1)]
+    tries += [("flaky_once", -1, 2), ("with_resources", -1, 1), ("routed_by_queue", -1, 1), ("long_running", -1, 1)]
+    for task_id, map_index, try_number in tries:
+        log = log_with(stack, "ecs_demo", run_id, task_id, try_number, "Done. Returned value was", map_index=map_index)
         assert JWT.findall(json.dumps(log)) == [], f"the log view of {task_id}[{map_index}] holds a JWT"
 
 
