@@ -110,10 +110,13 @@ def devstack_names(s: Stack) -> Names:
         region=s.region,
         account=s.account,
         clusters={devstack.CLUSTER: str(s.resolve({"Ref": "Cluster"}))},
-        # The template creates one family; the devstack's other families (queue profiles "big", Fargate) are
-        # not in this mapping, and a recorded call naming one fails as unmapped (docs/reliability.md: add one
-        # task-definition resource per queue profile's family).
-        families={devstack.TASK_DEFINITION: str(s.values["TaskFamily"])},
+        # The template creates one family; the devstack's other families (queue profiles "big", Fargate)
+        # keep their names and are allowed by the statement docs/setup.md (section 7, "Queues") tells the
+        # administrator to add (queue_profile_grants); any other family fails as unmapped.
+        families={
+            devstack.TASK_DEFINITION: str(s.values["TaskFamily"]),
+            **{family: family for family in QUEUE_PROFILE_FAMILIES},
+        },
         log_groups={devstack.LOG_GROUP: str(s.resolve({"Ref": "LogGroup"}))},
         roles={
             devstack.TASK_ROLE["taskRoleArn"]: arn("TaskRole"),
@@ -220,6 +223,23 @@ def role_of(record: Mapping[str, Any], names: Names) -> str:
     raise Unmapped(f"principal {principal!r} has no role in the deployment, yet made {record['action']}")
 
 
+QUEUE_PROFILE_FAMILIES = (devstack.BIG_TASK_DEFINITION, devstack.FARGATE_TASK_DEFINITION)
+
+
+def queue_profile_grants(principal: str, names: Names) -> list[dict[str, Any]]:
+    """What docs/setup.md tells the administrator to add for queue profiles' task definitions (scheduler only)."""
+    if principal != "scheduler":
+        return []
+    resources = [f"arn:aws:ecs:{names.region}:{names.account}:task-definition/{f}:*" for f in QUEUE_PROFILE_FAMILIES]
+    statement = {
+        "Effect": "Allow",
+        "Action": "ecs:RunTask",
+        "Resource": resources,
+        "Condition": {"ArnEquals": {"ecs:cluster": names.cluster_arn(devstack.CLUSTER)}},
+    }
+    return [{"Version": "2012-10-17", "Statement": [statement]}]
+
+
 def evaluated(records: Iterable[Mapping[str, Any]], s: Stack, names: Names) -> list[Verdict]:
     """Every recorded call of an evaluated principal, decided against that principal's policies in ``s``."""
     verdicts: list[Verdict] = []
@@ -229,7 +249,9 @@ def evaluated(records: Iterable[Mapping[str, Any]], s: Stack, names: Names) -> l
         if principal is None or principal in NOT_EVALUATED:
             continue  # refused before it was served (no verified signer), or the administrator
         role = role_of(record, names)
-        documents = policies.setdefault(role, deployment.policies_attached_to(s, role))
+        documents = policies.setdefault(
+            role, deployment.policies_attached_to(s, role) + queue_profile_grants(str(principal), names)
+        )
         for call in iam_calls(record, names):
             verdicts.append(Verdict(principal, record, call, allowed(documents, call)))
     return verdicts
