@@ -113,7 +113,7 @@ def test_recorded_calls_translate_to_their_iam_authorisations(line: dict[str, An
                 "ecs",
                 "RunTask",
                 cluster="airflow",
-                taskDefinitionArn="arn:aws:ecs:us-east-1:123456789012:task-definition/airflow-task-big:1",
+                taskDefinitionArn="arn:aws:ecs:us-east-1:123456789012:task-definition/someone-elses-family:1",
             ),
             id="unmapped-family",
         ),
