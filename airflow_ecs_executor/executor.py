@@ -11,9 +11,9 @@ from __future__ import annotations
 import functools
 import heapq
 import itertools
+import os
 import random
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -26,7 +26,13 @@ from airflow_ecs_executor.aws import capacity
 from airflow_ecs_executor.aws.arns import parse_task_arn
 from airflow_ecs_executor.aws.client import EcsClient, Launched, PlacementFailed
 from airflow_ecs_executor.aws.events import EventQueue
-from airflow_ecs_executor.aws.requests import RequestError, Sealer, WorkloadSpec, request_cluster
+from airflow_ecs_executor.aws.requests import (
+    RequestError,
+    Sealer,
+    WorkloadSpec,
+    load_request_model,
+    request_cluster,
+)
 from airflow_ecs_executor.aws.sealing import KmsSealer, PrefetchingSealer, launch_context
 from airflow_ecs_executor.aws.session import client_config, ecs_client_config
 from airflow_ecs_executor.check import connection_problems, refuse_quietly, startup_problems
@@ -145,10 +151,29 @@ def _spec_from_command(command: Sequence[str], queueing: str) -> WorkloadSpec | 
     return spec
 
 
-def _new_queueing() -> str:
-    # 128 random bits per hand-over: never equal to an earlier queueing's, in this scheduler or any
-    # other deployment in the account (the clientTokens derive from it, see aws.requests.client_token).
-    return uuid.uuid4().hex
+class _QueueingIds:
+    """Queueing ids: 128 random bits per hand-over, never equal to an earlier queueing's.
+
+    Unique in this scheduler and in any other deployment in the account (the clientTokens derive
+    from them, see aws.requests.client_token). Drawn from a generator seeded with 256 bits of the
+    operating system's randomness, once per process (again in a forked child, which would otherwise
+    repeat its parent's ids): ``uuid4`` asks the kernel for every id, about 0.4 ms each on a small
+    VM, which a burst of 300 workloads paid in the scheduler's heartbeat before the first RunTask
+    went out. The ids are no secret: they only have to be unique.
+    """
+
+    def __init__(self) -> None:
+        self._rng = random.Random(os.urandom(32))
+        os.register_at_fork(after_in_child=self._reseed)
+
+    def _reseed(self) -> None:
+        self._rng.seed(os.urandom(32))
+
+    def __call__(self) -> str:
+        return f"{self._rng.getrandbits(128):032x}"
+
+
+_new_queueing = _QueueingIds()
 
 
 class EcsExecutor(BaseExecutor):
@@ -223,6 +248,7 @@ class EcsExecutor(BaseExecutor):
             problems = startup_problems(self.config, make_client)
             if problems:
                 raise self._refuse(ConfigError(problems))
+        load_request_model()
         self._workers = Workers(
             EcsClient(client, self.config.cluster),
             launch_rate=self.config.launch_rate,

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ecs_emulator import Emulator
-from ecs_emulator.profile import load_profile
+from ecs_emulator.profile import Profile, load_profile
 from ecs_emulator.runners import SIM_DURATION_ENV
 
 RESULTS = Path("benchmarks/results")
@@ -131,7 +131,7 @@ def run_one(
     executor: str,
     sc: Scenario,
     *,
-    profile: str,
+    profile: str | Profile,  # benchmarks/events.py: the aws profile seeded alike for both runs of a pair
     heartbeat_interval: float,
     extra_env: Callable[[Emulator], dict[str, str]] | None = None,  # benchmarks/events.py: the events queue
 ) -> dict[str, Any]:
@@ -204,6 +204,12 @@ def summarise(
     )
     duplicated = sum(1 for ts in by_workload.values() if sum(1 for t in ts if t.get("startedAt")) > 1)
     lost = n - len(seen["final"])
+    # What tracking itself costs: from ECS's stop of a workload's last task to its final state in the
+    # executor's event buffer (negative: the container's exit was seen before ECS reached STOPPED).
+    stopped = {
+        wid: max(t["stoppedAt"] for t in ts) for wid, ts in by_workload.items() if all(t.get("stoppedAt") for t in ts)
+    }
+    stop_to_final = [f["at"] - stopped[wid] for wid, f in seen["final"].items() if wid in stopped]
     api = {op: c.get("calls", 0) for op, c in counters.get("api", {}).items()}
     throttled = sum(c.get("throttled", 0) for c in counters.get("api", {}).values())
     hb = [s * 1000 for s in seen["heartbeat_seconds"]]
@@ -218,6 +224,8 @@ def summarise(
         "launch_rate_per_s": (len(created) - 1) / launch_span if launch_span else None,
         "queued_to_running_p50_s": pct(to_running, 0.5),
         "queued_to_running_p99_s": pct(to_running, 0.99),
+        "stopped_to_final_p50_s": pct(stop_to_final, 0.5),
+        "stopped_to_final_p99_s": pct(stop_to_final, 0.99),
         "heartbeat_ms_p50": pct(hb, 0.5),
         "heartbeat_ms_p99": pct(hb, 0.99),
         "heartbeat_ms_max": max(hb) if hb else None,

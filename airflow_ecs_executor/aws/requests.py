@@ -84,6 +84,11 @@ def _run_task_shape() -> Shape:
     return shape
 
 
+def load_request_model() -> None:
+    """Load botocore's RunTask model now (the executor's start), not in the first launch of a burst (0.1 s)."""
+    _run_task_shape()
+
+
 @dataclass(frozen=True)
 class WorkloadSpec:
     """What the executor knows of one workload when it builds its request."""

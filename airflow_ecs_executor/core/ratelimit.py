@@ -37,16 +37,25 @@ class TokenBucket:
 
 
 # ---------------------------------------------------------------------------------------------- adaptive pacing
-# CUBIC's constants, as botocore's adaptive retry mode uses them (botocore/retries/adaptive.py):
-# a throttle cuts the rate to BETA of what it was; afterwards the rate climbs back along a cubic
-# curve that reaches the rate of the last cut after K = cbrt(w_max * (1 - BETA) / SCALE) seconds,
-# slowly near it, then probes beyond it.
+# CUBIC's shape, as in botocore's adaptive retry mode (botocore/retries/adaptive.py): a throttle cuts
+# the rate to BETA of what it was; afterwards the rate climbs back along a cubic curve, quickly at
+# first, slowly near the rate of the last cut, then probes beyond it. Two changes, measured with
+# several schedulers against one RunTask quota (benchmarks/pacing.py): the climb back takes RECOVERY
+# seconds whatever the rate (CUBIC's K = cbrt(w_max x (1 - BETA) / 0.4) is under 2 s for a scheduler
+# at a third of 20/s, so three schedulers ran into the quota again every second or two), and the
+# probe beyond the last cut is gentle (PROBE_SCALE). One scheduler alone is capped at max_rate and
+# never probes; its climb after a stray throttle costs it about a fifth of a second.
 BETA = 0.7
-SCALE = 0.4
+RECOVERY = 3.0  # seconds from a cut back to the rate of the cut
+PROBE_SCALE = 0.05  # calls/s gained beyond the last cut: PROBE_SCALE x (seconds past RECOVERY) cubed
+# A burst is sent at most PEAK times the rate: the quota's burst is spent as fast as AWS refills
+# it allows (20 saved + 20/s, sent at 30/s: 40 calls in the first 2 s either way), and several
+# schedulers starting bursts at once learn of the throttling before they have sent theirs in full.
+PEAK = 1.5
 
 
 class AdaptiveRate:
-    """A launch rate that follows AWS's throttling: CUBIC between ``min_rate`` and ``max_rate``.
+    """A launch rate that follows AWS's throttling: CUBIC-shaped between ``min_rate`` and ``max_rate``.
 
     It starts at ``max_rate`` (one scheduler alone gets the whole quota at once). ``throttled(now,
     sent_at)`` cuts the rate once per congestion episode: a throttle of a call sent before the last
@@ -72,9 +81,12 @@ class AdaptiveRate:
         """Calls per second allowed at ``now``."""
         if self._cut_at is None:
             return self.max_rate
-        k = (self._w_max * (1 - BETA) / SCALE) ** (1 / 3)
         t = max(0.0, now - self._cut_at)
-        return self._clamp(max(self._floor, SCALE * (t - k) ** 3 + self._w_max))
+        if t < RECOVERY:  # concave: from the cut back to w_max, fast at first
+            climbed = self._w_max - (self._w_max - self._floor) * ((RECOVERY - t) / RECOVERY) ** 3
+        else:  # convex: a gentle probe beyond the rate of the last cut
+            climbed = self._w_max + PROBE_SCALE * (t - RECOVERY) ** 3
+        return self._clamp(max(self._floor, climbed))
 
     def throttled(self, now: float, sent_at: float) -> bool:
         """AWS throttled a call sent at ``sent_at``; returns True when this cut the rate."""
@@ -93,9 +105,10 @@ class AdaptiveRate:
 class AdaptiveBucket:
     """A token bucket whose refill rate is an ``AdaptiveRate``: what the launcher asks before each RunTask.
 
-    ``take(now)`` returns 0.0 when the call may go now, or the seconds to wait. A throttle empties
-    the saved burst as well as cutting the rate, so nothing is sent in a rush right after AWS said
-    no; no call waits more than one interval at the new rate because of it (never a fixed pause).
+    ``take(now)`` returns 0.0 when the call may go now, or the seconds to wait. Saved tokens are
+    spent at most ``PEAK`` times the current rate. A throttle empties the saved burst as well as
+    cutting the rate, so nothing is sent in a rush right after AWS said no; no call waits more than
+    one interval at the new rate because of it (never a fixed pause).
     """
 
     def __init__(self, max_rate: float, burst: float, now: float, *, min_rate: float = 0.5) -> None:
@@ -105,6 +118,7 @@ class AdaptiveBucket:
         self.burst = burst
         self._tokens = burst
         self._stamp = now
+        self._next_at = now  # the earliest moment of the next call: PEAK x rate at most
 
     def _refill(self, now: float) -> None:
         if now > self._stamp:
@@ -112,11 +126,15 @@ class AdaptiveBucket:
             self._stamp = now
 
     def take(self, now: float) -> float:
+        if now < self._next_at:
+            return self._next_at - now
         self._refill(now)
+        rate = self.control.rate(now)
         if self._tokens >= 1:
             self._tokens -= 1
+            self._next_at = now + 1 / (PEAK * rate)
             return 0.0
-        return (1 - self._tokens) / self.control.rate(now)
+        return (1 - self._tokens) / rate
 
     def throttled(self, now: float, sent_at: float) -> bool:
         self._refill(now)
@@ -134,22 +152,30 @@ class InFlightLimit:
 
     A rate of R calls per second with calls that take L seconds needs R x L calls in flight; twice
     that absorbs the slow tail of the latency. The latency is an exponentially weighted mean of the
-    calls measured; the limit stays within ``[low, high]``.
+    calls measured; the limit stays within ``[low, high]``. Until the first call has been measured
+    the limit is ``high``: the first burst is paced by the rate alone, whatever the latency turns out
+    to be (a guess of 200 ms let a 500 ms RunTask send its first burst of 20 nine at a time).
     """
 
-    def __init__(self, low: int, high: int, *, initial_latency: float = 0.2, weight: float = 0.1) -> None:
+    def __init__(self, low: int, high: int, *, weight: float = 0.2) -> None:
         if not 1 <= low <= high:
             raise ValueError("an in-flight limit needs 1 <= low <= high")
         self.low = low
         self.high = high
-        self.latency = initial_latency
+        self.latency: float | None = None  # seconds; None until a call has been measured
         self._weight = weight
 
     def observe(self, seconds: float) -> None:
         """A RunTask call took ``seconds`` (success or throttle: both are round trips)."""
-        if seconds >= 0:
+        if seconds < 0:
+            return
+        if self.latency is None:
+            self.latency = seconds
+        else:
             self.latency += self._weight * (seconds - self.latency)
 
     def limit(self, rate: float) -> int:
+        if self.latency is None:
+            return self.high
         wanted = int(-(-2 * rate * self.latency // 1)) + 1
         return min(self.high, max(self.low, wanted))

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from airflow_ecs_executor.core.ratelimit import BETA, AdaptiveBucket, AdaptiveRate, InFlightLimit
+from airflow_ecs_executor.core.ratelimit import BETA, PEAK, RECOVERY, AdaptiveBucket, AdaptiveRate, InFlightLimit
 
 
 def test_starts_at_the_full_rate_and_cuts_once_per_episode() -> None:
@@ -25,19 +25,45 @@ def test_starts_at_the_full_rate_and_cuts_once_per_episode() -> None:
 def test_climbs_back_to_the_last_peak_within_seconds() -> None:
     rate = AdaptiveRate(20.0, 0.0)
     rate.throttled(0.0, sent_at=0.0)
-    # K = cbrt(20 * 0.3 / 0.4) ~ 2.47 s: the rate of the cut is reached again, never exceeded (max_rate).
-    assert rate.rate(1.0) < rate.rate(2.0) < rate.rate(2.5)
-    assert rate.rate(2.5) == pytest.approx(20.0, abs=0.05)
+    # Back to the rate of the cut after RECOVERY seconds, fast at first; never beyond max_rate.
+    assert rate.rate(0.5) - rate.rate(0.0) > rate.rate(2.5) - rate.rate(2.0) > 0
+    assert rate.rate(RECOVERY) == pytest.approx(20.0)
     assert rate.rate(30.0) == 20.0
+
+
+def test_probes_gently_beyond_the_last_cut() -> None:
+    """A scheduler sharing the quota finds it again within seconds, not within one second."""
+    rate = AdaptiveRate(20.0, 0.0)
+    rate.throttled(0.0, sent_at=0.0)  # at 20/s: back to 20 by RECOVERY
+    rate.throttled(RECOVERY + 1, sent_at=RECOVERY + 1)  # at 20/s again: cut to 14, w_max 20
+    assert rate.rate(RECOVERY + 1 + RECOVERY) == pytest.approx(20.0)
 
 
 def test_a_throttle_never_pauses_launching_for_a_second() -> None:
     bucket = AdaptiveBucket(20.0, 20.0, 0.0)
-    for _ in range(20):
-        assert bucket.take(0.0) == 0.0
-    bucket.throttled(0.1, sent_at=0.05)
-    wait = bucket.take(0.1)
+    now = 0.0
+    sent = 0
+    while sent < 20:  # the saved burst goes out at PEAK x the rate, not all in one instant
+        wait = bucket.take(now)
+        sent += wait == 0.0
+        now += wait
+    assert now == pytest.approx(19 / (PEAK * 20.0))
+    bucket.throttled(now + 0.1, sent_at=now)
+    wait = bucket.take(now + 0.1)
     assert 0 < wait <= 1 / (20.0 * BETA) + 1e-9
+
+
+def test_a_burst_spends_the_quota_as_fast_as_aws_refills_it() -> None:
+    """20 saved + 20/s sent at PEAK x 20/s: the 40th call goes within the first two seconds, as an instant burst would."""
+    bucket = AdaptiveBucket(20.0, 20.0, 0.0)
+    now, sent = 0.0, 0
+    while sent < 40:
+        wait = bucket.take(now)
+        if wait == 0.0:
+            sent += 1
+        else:
+            now += wait
+    assert now <= 2.0 + 1e-9
 
 
 @settings(max_examples=200, deadline=None)
@@ -104,3 +130,11 @@ def test_in_flight_follows_latency_within_bounds() -> None:
     for _ in range(200):
         limit.observe(30.0)
     assert limit.limit(20.0) == 64
+
+
+def test_the_first_burst_is_paced_by_the_rate_alone_until_a_call_is_measured() -> None:
+    limit = InFlightLimit(4, 64)
+    assert limit.limit(20.0) == 64  # nothing measured: no guess of the latency holds the first burst back
+    limit.observe(0.5)
+    assert limit.latency == 0.5  # the first measurement is taken as it is, not blended with a guess
+    assert limit.limit(20.0) == 21  # 2 x 20/s x 0.5 s, plus one
