@@ -243,10 +243,18 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {row['succeeded']} | {row['failed']} | {row['lost']} | {row['duplicated']} |"
         )
     if report.get("scenarios"):
+        when = ""
+        if meta.get("scenarios_date"):
+            when = (
+                f" Run {meta['scenarios_date']} (commit {meta['scenarios_commit'][:10]}), load average "
+                f"{meta.get('scenarios_load_average_start', '?')} at the start, "
+                f"{meta.get('scenarios_load_average_end', '?')} at the end."
+            )
         lines += [
             "",
             "The load scenarios of `benchmarks.compare`, our executor polling and with events "
-            "(all final: seconds until every workload had its final state):",
+            "(all final: seconds until every workload had its final state; each pair on the `aws` "
+            f"profile with the same seed, so both draw the same lifecycle times).{when}",
             "",
             "| scenario | all final (s) polling / events | queued→running p99 (s) polling / events "
             "| STOPPED→final p99 (s) polling / events "
@@ -284,6 +292,17 @@ def run(
 ) -> dict[str, Any]:
     load_at_start = load_average()
     rows = []
+    if not variants and out is not None and (out / "events.json").exists():
+        # The scenarios alone (``--variants`` with none): the tracking rows of the last run are kept.
+        previous = json.loads((out / "events.json").read_text())
+        meta = {**previous["meta"], "scenarios_date": datetime.now(UTC).strftime("%Y-%m-%d")}
+        meta.update(scenarios_commit=git_commit(), scenarios_load_average_start=load_at_start)
+        kept: dict[str, Any] = {**previous, "meta": meta}
+        kept["scenarios"] = run_scenarios(scenario_size, heartbeat_interval) if scenario_size != "none" else []
+        kept["meta"]["scenarios_load_average_end"] = load_average()
+        (out / "events.json").write_text(json.dumps(kept, indent=1))
+        (out / "events.md").write_text(markdown(kept))
+        return kept
     for variant in variants:
         print(f"==> tracking {tasks} tasks of {task_seconds:g} s: {variant}", flush=True)
         rows.append(run_variant(variant, tasks, task_seconds, heartbeat_interval))
@@ -312,7 +331,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument("--task-seconds", type=float, default=600.0)
-    parser.add_argument("--variants", nargs="*", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument(
+        "--variants",
+        nargs="*",
+        choices=VARIANTS,
+        default=list(VARIANTS),
+        help="tracking runs (none: the scenarios only, the last run's tracking rows kept)",
+    )
     parser.add_argument("--scenario-size", choices=("full", "quick", "none"), default="full")
     args = parser.parse_args(argv)
     started = time.monotonic()
