@@ -106,7 +106,7 @@ class ChaosReport:
             ("tries reset by Airflow (queued, not yet launched, when the scheduler died)", len(self.reset_by_airflow)),
             ("schedulers", self.schedulers),
             ("tracking", "ECS events (a queue per scheduler)" if self.task_events else "DescribeTasks polling"),
-            ("events left in live schedulers' queues", sum(self.undrained.values()) if self.task_events else "-"),
+            ("events left in live schedulers' queues", sum(self.undrained.values()) if self.undrained else "-"),
             ("scheduler killed", self.killed or "-"),
             ("ECS tasks adopted by a scheduler", self.adopted),
             ("DAG run", self.run_state),
