@@ -136,11 +136,7 @@ class HaStack(Stack):
         if self._schedulers_deferred:
             return  # start() starts them once the API server is up and warm
         for each in [name] if name else self.scheduler_names:
-            env = self.process_env(each)  # signs with this scheduler's own emulator key
-            env[SCHEDULER_ENV] = each
-            if self.task_events:
-                env["AIRFLOW__ECS_EXECUTOR__TASK_EVENTS_QUEUE_URL"] = self.events_queue_url(each)
-            env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] = f"{__name__}.scheduler_hostname"
+            env = self.scheduler_env(each)
             with (self.home / "logs").joinpath(f"{each}.log").open("ab") as log:
                 self.procs[each] = subprocess.Popen(
                     [str(BIN / "airflow"), "scheduler"],
@@ -150,6 +146,15 @@ class HaStack(Stack):
                     cwd=self.home,
                     start_new_session=True,
                 )
+
+    def scheduler_env(self, name: str) -> dict[str, str]:
+        """One scheduler's environment: its own emulator key, host name and (with task events) queue."""
+        env = self.process_env(name)  # signs with this scheduler's own emulator key
+        env[SCHEDULER_ENV] = name
+        env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] = f"{__name__}.scheduler_hostname"
+        if self.task_events:
+            env["AIRFLOW__ECS_EXECUTOR__TASK_EVENTS_QUEUE_URL"] = self.events_queue_url(name)
+        return env
 
     def _wait_http(self, url: str, what: str, timeout: float = 60.0, headers: dict[str, str] | None = None) -> None:
         # PostgreSQL and the extra schedulers share the machine with the API server: on a busy one
