@@ -44,6 +44,9 @@ SECONDS = 40  # each first try's sleep: the killed scheduler's tasks still run w
 # reconciliation if the task was between two states for task_events_silence (30 s). Polling makes one
 # every poll_interval (2 s) while the task runs, well over this.
 ADOPTED_DESCRIBES = 2
+# A reconciliation due in the instant a task stops may describe it before its STOPPED event has come
+# through SQS: a describe this soon after a stop is no sign of polling (ADOPTED_DESCRIBES catches that).
+EVENT_IN_FLIGHT = 1.0  # seconds
 
 
 def _requests(stack: HaStack) -> list[dict[str, Any]]:
@@ -153,8 +156,9 @@ def test_a_killed_schedulers_ecs_tasks_are_adopted_by_the_other(ha_stack: HaStac
         assert deleted and {c["params"].get("QueueUrl") for c in deleted} == {own}
 
     # (b) No scheduler learnt of a task's end from DescribeTasks: none described a task once it had
-    # stopped, so the STOPPED state of every task, adopted ones included, came by an event. The
-    # survivor described each adopted task at most ADOPTED_DESCRIBES times, while it ran.
+    # stopped (beyond an event's time in flight), so the STOPPED state of every task, adopted ones
+    # included, came by an event. The survivor described each adopted task at most ADOPTED_DESCRIBES
+    # times.
     assert set(orphans.values()) <= set(tasks)
     described: Counter[str] = Counter()
     for c in calls:
@@ -163,7 +167,8 @@ def test_a_killed_schedulers_ecs_tasks_are_adopted_by_the_other(ha_stack: HaStac
                 task = tasks.get(arn)
                 if task is None:
                     continue
-                assert _at(c["time"]) < task["stoppedAt"], f"{c['principal']} described {arn} after it stopped"
+                late = (_at(c["time"]) - task["stoppedAt"]).total_seconds()
+                assert late < EVENT_IN_FLIGHT, f"{c['principal']} described {arn} {late:.1f} s after it stopped"
                 if c["principal"] == survivor:
                     described[arn] += 1
     for arn in orphans.values():
