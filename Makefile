@@ -93,14 +93,18 @@ test: lint typecheck importlint pytest pytest-oldest
 pytest-oldest:
 	$(MAKE) --no-print-directory pytest AIRFLOW=3.1 PYTEST_ARGS="-m 'not newest_only and not airflow_independent' $(PYTEST_ARGS)"
 
-# The long chaos run (a small one is part of make test): CHAOS_TASKS task instances.
+# The long chaos run (a small one is part of make test): CHAOS_TASKS task instances, three passes:
+#   python -m devstack.chaos --tasks N --task-events      one scheduler, tracked by ECS events
+#   python -m devstack.chaos --tasks N --no-task-events   one scheduler, tracked by DescribeTasks polling
+#   python -m devstack.chaos --tasks N --schedulers 2 --kill-scheduler --task-events
+#       two schedulers on PostgreSQL, each reading its own events queue; the busiest is killed with
+#       SIGKILL and the other adopts its ECS tasks and follows them by events (docs/setup.md, section 14).
+#       Its DAG run may take 30 s per task instance (1800 s for 60): see devstack/chaos.py TIMEOUT.
 CHAOS_TASKS ?= 60
-# Then the same with two schedulers on PostgreSQL, one killed mid-run and adopted by the other.
 chaos: install postgres
-	$(PY) -m devstack.chaos --tasks $(CHAOS_TASKS)
-	@# Two schedulers on PostgreSQL; the busiest is killed with SIGKILL and the other adopts its ECS tasks
-	@# (docs/setup.md, section 14).
-	$(PY) -m devstack.chaos --tasks $(CHAOS_TASKS) --schedulers 2 --kill-scheduler
+	$(PY) -m devstack.chaos --tasks $(CHAOS_TASKS) --task-events
+	$(PY) -m devstack.chaos --tasks $(CHAOS_TASKS) --no-task-events
+	$(PY) -m devstack.chaos --tasks $(CHAOS_TASKS) --schedulers 2 --kill-scheduler --task-events
 
 bench-emulator: install
 	$(PY) -m ecs_emulator.bench

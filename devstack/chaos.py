@@ -18,6 +18,11 @@ With ``--schedulers 2`` (or more) Airflow runs on PostgreSQL with that many sche
 (``devstack.ha``); ``--kill-scheduler`` then kills one of them with SIGKILL mid-run, the one that
 queued most of the task instances running in ECS at that moment, and does not restart it: the
 others adopt its tasks through Airflow's orphan adoption, and the same invariants must hold.
+
+Task events (``--task-events``, the default unless ``ECS_DEVSTACK_TASK_EVENTS=0``) apply to one
+scheduler and to several alike: each scheduler reads its own SQS queue (``devstack.ha``), and the
+profile duplicates, delays, reorders and drops events. With events on, the report also says how many
+messages each live scheduler's queue still holds at the end (none, once it drained).
 """
 
 from __future__ import annotations
@@ -40,6 +45,17 @@ FAILS_ON_PURPOSE_EVERY = 7  # as in devstack/dags/chaos.py and devstack/dags/ha.
 QUEUEING_TAG = "ecs_executor_queueing"
 # Several schedulers: the busiest is killed once this many task instances run in ECS (or all do).
 HA_KILL_WITH_IN_ECS = 10
+# How long the DAG run may take. One scheduler: 900 s. Several: two schedulers, PostgreSQL and the
+# chaos profile's faults share 2 cores with the tasks; the last 60-task two-scheduler run had 41 of 60
+# task instances done at 900 s at a load average of 25-37 (about 22 s per task instance), so the wait
+# grows with the task count: 30 s per task instance, 1800 s for 60, never under 900 s.
+TIMEOUT = 900.0
+HA_SECONDS_PER_TASK = 30.0
+
+
+def default_timeout(tasks: int, schedulers: int) -> float:
+    """Seconds the run may take: see HA_SECONDS_PER_TASK."""
+    return TIMEOUT if schedulers < 2 else max(TIMEOUT, HA_SECONDS_PER_TASK * tasks)
 
 
 @dataclass
@@ -58,6 +74,8 @@ class ChaosReport:
     reset_by_airflow: list[str] = field(default_factory=list)
     adopted: int = 0  # ECS tasks a scheduler adopted (from a dead or restarted one)
     schedulers: int = 1
+    task_events: bool = False
+    undrained: dict[str, int] = field(default_factory=dict)  # live schedulers' queues: messages left
     killed: str = ""  # which scheduler was killed, and how many of its task instances ran in ECS
     run_state: str = ""
     seconds: float = 0.0
@@ -65,7 +83,12 @@ class ChaosReport:
     @property
     def ok(self) -> bool:
         return not (
-            self.lost or self.duplicated or self.queueing_ran_twice or self.wrong_state or self.try_without_container
+            self.lost
+            or self.duplicated
+            or self.queueing_ran_twice
+            or self.wrong_state
+            or self.try_without_container
+            or any(self.undrained.values())
         )
 
     def table(self) -> str:
@@ -82,6 +105,8 @@ class ChaosReport:
             ("tries spent without a container", len(self.try_without_container)),
             ("tries reset by Airflow (queued, not yet launched, when the scheduler died)", len(self.reset_by_airflow)),
             ("schedulers", self.schedulers),
+            ("tracking", "ECS events (a queue per scheduler)" if self.task_events else "DescribeTasks polling"),
+            ("events left in live schedulers' queues", sum(self.undrained.values()) if self.undrained else "-"),
             ("scheduler killed", self.killed or "-"),
             ("ECS tasks adopted by a scheduler", self.adopted),
             ("DAG run", self.run_state),
@@ -180,12 +205,33 @@ def check(stack: Stack, run_id: str, report: ChaosReport, *, dag_id: str = "chao
             report.wrong_state.append(f"{name}: {state}, expected {expected}")
 
 
+def live_schedulers(stack: Stack) -> list[str]:
+    """The schedulers still running (``scheduler``, or ``scheduler-<n>`` in an HA stack)."""
+    names = stack.scheduler_names if isinstance(stack, HaStack) else ["scheduler"]
+    return [name for name in names if name in stack.procs]
+
+
+def wait_drained(stack: Stack, timeout: float = 60.0) -> dict[str, int]:
+    """Messages left in each live scheduler's events queue, once all are empty or ``timeout`` passed.
+
+    A killed scheduler's queue is not waited for: nobody reads it (every event in it also reached
+    the other queues); its messages expire with the queue's retention period.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        depths = stack.events_queue_depths()
+        left = {name: n for name, n in depths.items() if name in live_schedulers(stack)}
+        if not any(left.values()) or time.monotonic() > deadline:
+            return left
+        time.sleep(1)
+
+
 def run(
     home: Path,
     tasks: int,
     *,
     restart_after: float = 20.0,
-    timeout: float = 900.0,
+    timeout: float | None = None,
     schedulers: int = 1,
     kill_scheduler: bool = False,
     task_events: bool | None = None,
@@ -196,6 +242,7 @@ def run(
     ``kill_scheduler`` the busiest one is killed mid-run and not restarted; the others adopt.
     """
     report = ChaosReport(schedulers=schedulers)
+    timeout = default_timeout(tasks, schedulers) if timeout is None else timeout
     # The profile's cluster places 12 tasks at once; shortfalls clear as tasks finish, so launches
     # keep trying (an administrator expecting shortfalls sizes max_launch_attempts the same way).
     # Tasks run on Fargate Spot, so the profile's Spot interruptions can reach them.
@@ -212,14 +259,14 @@ def run(
         # scheduler's start-up check says so. The chaos DAG uses no queue of its own.
         "AIRFLOW__ECS_EXECUTOR__QUEUE_PROFILES": "{}",
     }
+    # The chaos profile duplicates, delays, reorders and drops events; several schedulers read a
+    # queue each (devstack.ha).
     stack = (
-        # Several schedulers share the devstack's one events queue: they would take each other's
-        # events (each needs a queue of its own, docs/setup.md), so they are tracked by polling.
-        HaStack(home, schedulers=schedulers, profile="chaos", extra_env=extra_env, task_events=False)
+        HaStack(home, schedulers=schedulers, profile="chaos", extra_env=extra_env, task_events=task_events)
         if schedulers > 1
-        # the chaos profile duplicates, delays, reorders and drops events
         else Stack(home, profile="chaos", extra_env=extra_env, task_events=task_events)
     )
+    report.task_events = stack.task_events
     started = time.monotonic()
     try:
         stack.start()
@@ -243,6 +290,7 @@ def run(
         report.run_state = stack.wait_run("chaos", run_id, timeout=timeout)
         time.sleep(3)  # the last containers stop
         check(stack, run_id, report)
+        report.undrained = wait_drained(stack)
         report.faults = Counter(stack.emulator_counters().get("faults", {}))
         if report.killed:
             report.faults["scheduler SIGKILL"] += 1
@@ -261,7 +309,13 @@ def main() -> None:
         "--task-events",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="track tasks by ECS events (default: on, unless ECS_DEVSTACK_TASK_EVENTS=0; several schedulers: off)",
+        help="track tasks by ECS events, a queue per scheduler (default: on, unless ECS_DEVSTACK_TASK_EVENTS=0)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds the DAG run may take (default: 900; several schedulers: 30 per task instance, at least 900)",
     )
     parser.add_argument(
         "--schedulers", type=int, default=1, help="schedulers at once; 2 or more run Airflow on PostgreSQL (default 1)"
@@ -274,11 +328,18 @@ def main() -> None:
     args = parser.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="ecs-chaos-"))
     print(
-        f"==> chaos run: {args.tasks} task instances, {args.schedulers} scheduler(s), Airflow state in {home}",
+        f"==> chaos run: {args.tasks} task instances, {args.schedulers} scheduler(s), "
+        f"task events {'default' if args.task_events is None else ('on' if args.task_events else 'off')}, "
+        f"Airflow state in {home}",
         flush=True,
     )
     report = run(
-        home, args.tasks, schedulers=args.schedulers, kill_scheduler=args.kill_scheduler, task_events=args.task_events
+        home,
+        args.tasks,
+        schedulers=args.schedulers,
+        kill_scheduler=args.kill_scheduler,
+        task_events=args.task_events,
+        timeout=args.timeout,
     )
     print(report.table())
     for label, items in (
@@ -290,6 +351,9 @@ def main() -> None:
     ):
         for item in items:
             print(f"  {label}: {item}")
+    for name, left in report.undrained.items():
+        if left:
+            print(f"  events queue of {name} not drained: {left} messages left")
     sys.exit(0 if report.ok else 1)
 
 

@@ -10,6 +10,14 @@ Airflow counts a scheduler as dead when its job has not heartbeaten for
 ``[scheduler] orphaned_tasks_check_interval`` seconds each live scheduler looks for task instances
 that a dead one queued and hands them to its executor's ``try_adopt_task_instances``. The devstack
 sets both short, so a killed scheduler's tasks are adopted within about 15 s.
+
+With task events on (the default, as for ``Stack``: unless ``ECS_DEVSTACK_TASK_EVENTS=0``) each
+scheduler reads an SQS queue of its own (``airflow-ecs-task-events-scheduler-<n>``), every queue a
+target of the one EventBridge rule, as docs/setup.md tells a deployment to do: SQS hands a message
+to one consumer, so schedulers sharing a queue would take each other's events. A rule has at most 5
+targets, so an HA stack with events has at most 5 schedulers. Each scheduler also signs with an
+emulator key of its own (principal ``scheduler-<n>`` in ``logs/emulator-requests.jsonl``), so the
+request log says which scheduler made each call.
 """
 
 from __future__ import annotations
@@ -27,7 +35,8 @@ from typing import Any
 import sqlalchemy
 
 from devstack.postgres import Postgres
-from devstack.stack import BIN, Stack
+from devstack.stack import BIN, EVENTS_QUEUE, Stack
+from ecs_emulator import credentials as emulator_credentials
 
 SCHEDULER_ENV = "DEVSTACK_SCHEDULER"  # the name a scheduler process goes by, for its host name
 HA_SETTINGS = {
@@ -39,6 +48,9 @@ HA_SETTINGS = {
 }
 EXECUTION_API_WARM_UP_TIMEOUT = 150.0  # seconds (times START_SLACK); see HaStack.warm_execution_api
 START_SLACK = 2  # each start-up wait is twice Stack's (HaStack._wait_http)
+# An EventBridge rule has at most 5 targets (EventBridge quotas, "Targets per rule":
+# https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-quota.html); one queue per scheduler.
+MAX_TARGETS_PER_RULE = 5
 
 
 def scheduler_hostname() -> str:
@@ -50,15 +62,20 @@ class HaStack(Stack):
     """A ``Stack`` on PostgreSQL with ``schedulers`` schedulers, named scheduler-1, scheduler-2, ..."""
 
     def __init__(self, home: Path, *, schedulers: int = 2, **kwargs: Any) -> None:
-        # Every scheduler would read the devstack's one events queue and take the others' events
-        # (each needs a queue of its own, docs/setup.md): several schedulers track by polling here.
-        kwargs.setdefault("task_events", False)
         super().__init__(home, **kwargs)
         if schedulers < 1:
             raise ValueError("an HA stack needs at least one scheduler")
+        if self.task_events and schedulers > MAX_TARGETS_PER_RULE:
+            raise ValueError(
+                f"{schedulers} schedulers with task events: each needs a queue of its own, and an EventBridge "
+                f"rule has at most {MAX_TARGETS_PER_RULE} targets; run at most {MAX_TARGETS_PER_RULE} schedulers, "
+                "or turn task events off (task_events=False, ECS_DEVSTACK_TASK_EVENTS=0)"
+            )
         for key, value in HA_SETTINGS.items():
             self.extra_env.setdefault(key, value)
         self.scheduler_names = [f"scheduler-{n}" for n in range(1, schedulers + 1)]
+        for name in self.scheduler_names:  # before start(): the emulator learns every key as it starts
+            self.principal_credentials[name] = emulator_credentials.new_credentials()
         self.postgres = Postgres()
         self.execution_api_warm_up = 0.0  # seconds the Execution API took to answer its first request
         self._schedulers_deferred = False
@@ -68,6 +85,15 @@ class HaStack(Stack):
         if self.postgres.dir is not None:
             env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = self.postgres.url
         return env
+
+    def events_queues(self) -> dict[str, str]:
+        """One events queue per scheduler, named after it."""
+        if not self.task_events:
+            return {}
+        return {name: f"{EVENTS_QUEUE}-{name}" for name in self.scheduler_names}
+
+    def _task_events_env(self) -> dict[str, str]:
+        return {}  # no queue for every process: start_scheduler gives each scheduler its own
 
     @property
     def database_url(self) -> str:
@@ -110,9 +136,7 @@ class HaStack(Stack):
         if self._schedulers_deferred:
             return  # start() starts them once the API server is up and warm
         for each in [name] if name else self.scheduler_names:
-            env = self.process_env("scheduler")  # signs with the scheduler's own emulator key
-            env[SCHEDULER_ENV] = each
-            env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] = f"{__name__}.scheduler_hostname"
+            env = self.scheduler_env(each)
             with (self.home / "logs").joinpath(f"{each}.log").open("ab") as log:
                 self.procs[each] = subprocess.Popen(
                     [str(BIN / "airflow"), "scheduler"],
@@ -122,6 +146,15 @@ class HaStack(Stack):
                     cwd=self.home,
                     start_new_session=True,
                 )
+
+    def scheduler_env(self, name: str) -> dict[str, str]:
+        """One scheduler's environment: its own emulator key, host name and (with task events) queue."""
+        env = self.process_env(name)  # signs with this scheduler's own emulator key
+        env[SCHEDULER_ENV] = name
+        env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] = f"{__name__}.scheduler_hostname"
+        if self.task_events:
+            env["AIRFLOW__ECS_EXECUTOR__TASK_EVENTS_QUEUE_URL"] = self.events_queue_url(name)
+        return env
 
     def _wait_http(self, url: str, what: str, timeout: float = 60.0, headers: dict[str, str] | None = None) -> None:
         # PostgreSQL and the extra schedulers share the machine with the API server: on a busy one

@@ -322,19 +322,34 @@ class Stack:
         self.container_env.setdefault("AWS_ENDPOINT_URL", self.endpoint_url)
 
     # -- tracking by ECS events --------------------------------------------------------------------
+    def events_queues(self) -> dict[str, str]:
+        """Each scheduler's name and the name of its events queue: here one scheduler, one queue.
+
+        SQS hands a message to one consumer, so every scheduler needs a queue of its own
+        (``HaStack`` makes one per scheduler); empty without task events.
+        """
+        return {"scheduler": EVENTS_QUEUE} if self.task_events else {}
+
+    def events_queue_url(self, scheduler: str) -> str:
+        """The events queue URL of one scheduler (moto's form: <endpoint>/<account>/<name>)."""
+        return f"{self.endpoint_url}/123456789012/{self.events_queues()[scheduler]}"
+
     def _task_events_env(self) -> dict[str, str]:
         if not self.task_events:
             return {}
-        # moto's queue URL: <endpoint>/<account>/<name>
-        return {"AIRFLOW__ECS_EXECUTOR__TASK_EVENTS_QUEUE_URL": f"{self.endpoint_url}/123456789012/{EVENTS_QUEUE}"}
+        return {"AIRFLOW__ECS_EXECUTOR__TASK_EVENTS_QUEUE_URL": self.events_queue_url("scheduler")}
 
     def setup_task_events(self) -> None:
-        """What deploy/cloudformation.yaml creates: a rule for the task state changes, a queue as its target."""
-        if not self.task_events:
+        """What deploy/cloudformation.yaml creates: a rule for the task state changes, a queue per scheduler."""
+        queues = self.events_queues()
+        if not queues:
             return
         sqs, events = self.aws("sqs"), self.aws("events")
-        url = sqs.create_queue(QueueName=EVENTS_QUEUE)["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        targets = []
+        for scheduler, name in queues.items():
+            url = sqs.create_queue(QueueName=name)["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            targets.append({"Id": scheduler, "Arn": arn})
         cluster_arn = self.aws("ecs").describe_clusters(clusters=[CLUSTER])["clusters"][0]["clusterArn"]
         pattern = {
             "source": ["aws.ecs"],
@@ -342,7 +357,21 @@ class Stack:
             "detail": {"clusterArn": [cluster_arn]},
         }
         events.put_rule(Name=EVENTS_QUEUE, EventPattern=json.dumps(pattern), State="ENABLED")
-        events.put_targets(Rule=EVENTS_QUEUE, Targets=[{"Id": "scheduler", "Arn": queue_arn}])
+        events.put_targets(Rule=EVENTS_QUEUE, Targets=targets)
+
+    def events_queue_depths(self) -> dict[str, int]:
+        """Messages each scheduler's events queue still holds (visible or received, not yet deleted)."""
+        sqs = self.aws("sqs")
+        depths = {}
+        for scheduler in self.events_queues():
+            attrs = sqs.get_queue_attributes(
+                QueueUrl=self.events_queue_url(scheduler),
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+            depths[scheduler] = int(attrs["ApproximateNumberOfMessages"]) + int(
+                attrs["ApproximateNumberOfMessagesNotVisible"]
+            )
+        return depths
 
     def setup_ecs(self) -> None:
         """The cluster and task definitions an administrator would create (deploy/ on AWS)."""

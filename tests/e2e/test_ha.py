@@ -6,18 +6,30 @@ orphan check, hands the dead scheduler's task instances to its EcsExecutor's
 ``try_adopt_task_instances``. Then the chaos invariants must hold (``devstack.chaos.check``): every
 task instance reaches its right final state, nothing is lost, no try and no queueing runs twice.
 
+Tasks are tracked by ECS events: each scheduler reads an SQS queue of its own, every queue a target
+of the one EventBridge rule (``devstack.ha``). The emulator's request log, where each scheduler signs
+with a key of its own, shows that each scheduler read its own queue and no other, and that no
+scheduler learnt of any task's end from DescribeTasks (so it learnt it from an event): the survivor
+described each adopted task once, as adoption does, while it still ran, and then followed it by
+events. A survivor that polled would describe each adopted task every ``poll_interval`` (2 s) until
+it stopped.
+
 Newest Airflow only: the executor's adoption path is the same on every Airflow version, and the
 chaos test (a scheduler killed and restarted, which adopts the same way) runs on both.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
+from collections import Counter
+from datetime import datetime
+from typing import Any
 
 import pytest
 
-from devstack.chaos import ChaosReport, check
+from devstack.chaos import ChaosReport, check, wait_drained
 from devstack.ha import HaStack, scheduler_job_states, task_instance_rows
 
 pytestmark = [
@@ -28,6 +40,43 @@ pytestmark = [
 
 TASKS = 6  # devstack/dags/ha.py ITEMS; work[0] fails on purpose (first try after its sleep, the retry at once); the others succeed
 SECONDS = 40  # each first try's sleep: the killed scheduler's tasks still run when they are adopted
+# DescribeTasks calls naming one adopted task that the survivor may make: adoption's look, and one
+# reconciliation if the task was between two states for task_events_silence (30 s). Polling makes one
+# every poll_interval (2 s) while the task runs, well over this.
+ADOPTED_DESCRIBES = 2
+# A reconciliation due in the instant a task stops may describe it before its STOPPED event has come
+# through SQS: a describe this soon after a stop is no sign of polling (ADOPTED_DESCRIBES catches that).
+EVENT_IN_FLIGHT = 1.0  # seconds
+
+
+def _requests(stack: HaStack) -> list[dict[str, Any]]:
+    """Every AWS call the emulator answered (docs/emulator.md, "The request log")."""
+    lines = stack.request_log.read_text(errors="replace").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _stopped_ecs_tasks_of_run(stack: HaStack, run_id: str, timeout: float = 120.0) -> dict[str, dict[str, Any]]:
+    """The run's ECS tasks by ARN, once all have stopped.
+
+    A task instance's state comes from its task (through the Execution API) before its container
+    exits: on a loaded machine the last ECS task stops well after the DAG run ended.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        arns = [t["taskArn"] for t in stack.emulator_tasks()]
+        described = stack.aws("ecs").describe_tasks(cluster="airflow", tasks=arns, include=["TAGS"])["tasks"]
+        tagged = {t["taskArn"]: {tag["key"]: tag["value"] for tag in t.get("tags", [])} for t in described}
+        tasks = {t["taskArn"]: t for t in described if tagged[t["taskArn"]].get("run_id") == run_id}
+        running = [arn for arn, t in tasks.items() if t["lastStatus"] != "STOPPED"]
+        if not running:
+            return tasks
+        if time.monotonic() > deadline:
+            raise AssertionError(f"ECS tasks not stopped {timeout:.0f} s after the run ended: {running}")
+        time.sleep(1)
 
 
 def _wait_for_work_in_ecs(stack: HaStack, run_id: str, timeout: float = 300.0) -> None:
@@ -45,6 +94,7 @@ def _wait_for_work_in_ecs(stack: HaStack, run_id: str, timeout: float = 300.0) -
 
 def test_a_killed_schedulers_ecs_tasks_are_adopted_by_the_other(ha_stack: HaStack) -> None:
     stack = ha_stack
+    assert stack.task_events, "the HA stack tracks tasks by ECS events (unless ECS_DEVSTACK_TASK_EVENTS=0)"
     run_id = stack.trigger("ha", {"seconds": SECONDS})
     _wait_for_work_in_ecs(stack, run_id)
 
@@ -59,7 +109,7 @@ def test_a_killed_schedulers_ecs_tasks_are_adopted_by_the_other(ha_stack: HaStac
 
     assert stack.wait_run("ha", run_id, timeout=600) == "failed"  # work[0] fails on purpose
     time.sleep(2)  # the last containers stop
-    report = ChaosReport(schedulers=2, killed=victim)
+    report = ChaosReport(schedulers=2, killed=victim, task_events=stack.task_events)
     check(stack, run_id, report, dag_id="ha", task_id="work")
     print(report.table())
 
@@ -89,3 +139,42 @@ def test_a_killed_schedulers_ecs_tasks_are_adopted_by_the_other(ha_stack: HaStac
     final = {r.map_index: r for r in task_instance_rows(stack, "ha", run_id) if r.task_id == "work"}
     assert all(final[i].try_number == 1 for i in orphans if i != 0)
     assert final[0].try_number == 2  # failed once (reported by its adopted task), retried, failed
+
+    # (b) below needs every task's stop time, and the request log complete: wait for the last to stop.
+    tasks = _stopped_ecs_tasks_of_run(stack, run_id)
+    calls = _requests(stack)
+
+    # (a) Each scheduler read its own events queue, and no other, and deleted what it handled.
+    for name in stack.scheduler_names:
+        own = stack.events_queue_url(name)
+        log = (stack.home / "logs" / f"{name}.log").read_text(errors="replace")
+        assert f"EcsExecutor tracks tasks by ECS events from {own}" in log
+        sqs = [c for c in calls if c["principal"] == name and c["service"] == "sqs"]
+        read = {c["params"].get("QueueUrl") for c in sqs if c["action"] == "ReceiveMessage"}
+        assert read == {own}, f"{name} read {read}"
+        deleted = [c for c in sqs if c["action"] in ("DeleteMessage", "DeleteMessageBatch") and c["status"] == 200]
+        assert deleted and {c["params"].get("QueueUrl") for c in deleted} == {own}
+
+    # (b) No scheduler learnt of a task's end from DescribeTasks: none described a task once it had
+    # stopped (beyond an event's time in flight), so the STOPPED state of every task, adopted ones
+    # included, came by an event. The survivor described each adopted task at most ADOPTED_DESCRIBES
+    # times.
+    assert set(orphans.values()) <= set(tasks)
+    described: Counter[str] = Counter()
+    for c in calls:
+        if c["service"] == "ecs" and c["action"] == "DescribeTasks" and c["principal"] in stack.scheduler_names:
+            for arn in c["params"].get("tasks", []):
+                task = tasks.get(arn)
+                if task is None:
+                    continue
+                late = (_at(c["time"]) - task["stoppedAt"]).total_seconds()
+                assert late < EVENT_IN_FLIGHT, f"{c['principal']} described {arn} {late:.1f} s after it stopped"
+                if c["principal"] == survivor:
+                    described[arn] += 1
+    for arn in orphans.values():
+        assert arn is not None
+        assert 1 <= described[arn] <= ADOPTED_DESCRIBES, f"the survivor described adopted {arn} {described[arn]} times"
+
+    # (c) The survivor's queue drained: every event was handled and deleted. Nobody reads the killed
+    # scheduler's queue any more (each event in it also reached the survivor's).
+    assert wait_drained(stack) == {survivor: 0}
