@@ -71,6 +71,10 @@ class ChaosReport:
     queueing_ran_twice: list[str] = field(default_factory=list)
     wrong_state: list[str] = field(default_factory=list)
     try_without_container: list[str] = field(default_factory=list)
+    # Tries the executor failed with its reason because it may not launch them again: launch attempts
+    # spent (capacity shortfalls beyond max_launch_attempts) or an adopted task that failed to start
+    # (the adopter holds no workload to launch again). Designed behaviour, shown, not a violation.
+    gave_up: list[str] = field(default_factory=list)
     reset_by_airflow: list[str] = field(default_factory=list)
     adopted: int = 0  # ECS tasks a scheduler adopted (from a dead or restarted one)
     schedulers: int = 1
@@ -103,6 +107,10 @@ class ChaosReport:
             ("ran twice in one queueing", len(self.queueing_ran_twice)),
             ("wrong final state", len(self.wrong_state)),
             ("tries spent without a container", len(self.try_without_container)),
+            (
+                "tries the executor failed with its reason (launch attempts spent, adopted task failed to start)",
+                len(self.gave_up),
+            ),
             ("tries reset by Airflow (queued, not yet launched, when the scheduler died)", len(self.reset_by_airflow)),
             ("schedulers", self.schedulers),
             ("tracking", "ECS events (a queue per scheduler)" if self.task_events else "DescribeTasks polling"),
@@ -151,6 +159,11 @@ def _orphan_resets(stack: Stack, dag_id: str, task_id: str, run_id: str) -> Coun
     return resets
 
 
+def _gave_up(logs: str, workload_id: str) -> bool:
+    """The executor failed this try on purpose: "<workload> failed: ...; gave up after N launch attempt(s)"."""
+    return any("gave up after" in line for line in logs.splitlines() if f"{workload_id} failed: " in line)
+
+
 def _adopted(stack: Stack, dag_id: str, task_id: str, run_id: str) -> int:
     """How many ECS tasks of the run's task instances a scheduler's EcsExecutor adopted."""
     return _scheduler_logs(stack).count(f"adopted {dag_id}/{task_id}/{run_id}/")
@@ -165,6 +178,7 @@ def check(stack: Stack, run_id: str, report: ChaosReport, *, dag_id: str = "chao
     """
     resets = _orphan_resets(stack, dag_id, task_id, run_id)
     report.adopted = _adopted(stack, dag_id, task_id, run_id)
+    logs = _scheduler_logs(stack)
     tis = [row for row in task_instance_rows(stack, dag_id, run_id) if row.task_id == task_id]
     started: dict[tuple[int, int], list[dict[str, Any]]] = {}
     by_queueing: dict[str, list[str]] = {}
@@ -192,6 +206,8 @@ def check(stack: Stack, run_id: str, report: ChaosReport, *, dag_id: str = "chao
             if not runs and resets[map_index] > 0:
                 resets[map_index] -= 1
                 report.reset_by_airflow.append(f"{name} try {t}")
+            elif not runs and _gave_up(logs, f"{dag_id}/{task_id}/{run_id}/{map_index}/{t}"):
+                report.gave_up.append(f"{name} try {t}")
             elif not runs:
                 report.try_without_container.append(f"{name} try {t}")
         last = started.get((map_index, try_number), [])
@@ -348,6 +364,7 @@ def main() -> None:
         ("queueing ran twice", report.queueing_ran_twice),
         ("wrong state", report.wrong_state),
         ("try without container", report.try_without_container),
+        ("executor gave up (designed, with its reason)", report.gave_up),
     ):
         for item in items:
             print(f"  {label}: {item}")
