@@ -24,6 +24,9 @@ from typing import Any
 
 import pytest
 
+# Markdown files, shell and a by-hand path on the newest Airflow: nothing here differs with Airflow's version.
+pytestmark = pytest.mark.newest_only
+
 REPO = Path(__file__).resolve().parents[2]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 MARKDOWN = sorted(
@@ -99,7 +102,6 @@ def test_there_are_runnable_blocks() -> None:
     assert blocks("by-hand")
 
 
-@pytest.mark.newest_only  # the blocks call no Airflow; once is enough
 @pytest.mark.parametrize("block", blocks("emulator"), ids=lambda b: b.id)
 def test_emulator_block_runs(block: Block, ecs_emulator_server: Any, tmp_path: Path) -> None:
     env = base_env()
@@ -113,7 +115,6 @@ def test_emulator_block_runs(block: Block, ecs_emulator_server: Any, tmp_path: P
     )
 
 
-@pytest.mark.newest_only
 @pytest.mark.timeout(1000)  # a real Airflow started from nothing, beside the other end-to-end tests
 def test_try_it_by_hand(tmp_path: Path) -> None:
     emulator_port, api_port = free_port(), free_port()

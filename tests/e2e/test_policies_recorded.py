@@ -58,6 +58,18 @@ def test_each_principal_is_recorded_making_its_calls(verdicts: list[recorded.Ver
         assert made[principal, action] > 0, f"no {action} by the {principal} recorded: {sorted(made)}"
 
 
+def test_the_scheduler_tracks_as_its_stack_is_configured(stack: Stack, verdicts: list[recorded.Verdict]) -> None:
+    # The session's stack tracks by ECS events on the newest Airflow and by polling on the oldest
+    # (tests/e2e/conftest.py): the recording shows the one the stack was started with.
+    made = Counter(v.call.action for v in verdicts if v.principal == "scheduler")
+    tracking = sorted(a for a in made if a.startswith(EVENT_TRACKING))
+    if stack.task_events:
+        assert made["sqs:ReceiveMessage"] > 0 and made["sqs:DeleteMessage"] > 0, sorted(made)
+    else:
+        assert tracking == [], f"events are off, yet the scheduler called {tracking}"
+        assert made["ecs:DescribeTasks"] > 0, f"no DescribeTasks by the polling scheduler: {sorted(made)}"
+
+
 def test_every_recorded_call_is_allowed_by_the_templates_policy_for_its_principal(
     verdicts: list[recorded.Verdict],
 ) -> None:

@@ -1,6 +1,7 @@
 """The devstack tracks tasks by ECS events (EventBridge rule -> SQS queue), as deploy/cloudformation.yaml sets up.
 
-The session's stack has events on; tests/e2e/test_remote_logging.py runs its own stack with them off.
+The session's stack has events on with the newest Airflow (off with the oldest: tests/e2e/conftest.py);
+tests/e2e/test_remote_logging.py runs its own stack with them off.
 """
 
 from __future__ import annotations

@@ -22,6 +22,10 @@ import pytest
 from ecs_emulator import Emulator
 from tests.helpers import python_container, wait_for
 
+# A test of the emulator, with the amazon provider's clients (the same release in both lock files);
+# nothing of the executor runs: newest Airflow only.
+pytestmark = pytest.mark.newest_only
+
 CLUSTER = "real"
 FAMILY = "real-task"
 GROUP = "/ecs/real"
