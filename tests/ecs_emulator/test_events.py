@@ -95,7 +95,9 @@ def test_every_transition_is_an_ecs_task_state_change_event_on_the_rules_queue()
         assert statuses[0] == "PENDING" and statuses[-1] == "STOPPED"  # EC2 bridge: no PROVISIONING
         described = ecs.describe_tasks(cluster="airflow", tasks=[arn])["tasks"][0]
         assert described["version"] == versions[-1]  # the last event is the task as DescribeTasks shows it
-        assert emulator.counters()["ecs"]["events.published"] >= 2 * len(got)  # the other cluster's too
+        # The other cluster's task published events too (the rule, not the publisher, kept them off
+        # this queue); how many of its transitions are out by now depends on the timeline.
+        assert emulator.counters()["ecs"]["events.published"] > len(got)
 
 
 def test_two_targets_of_one_rule_each_get_every_event() -> None:

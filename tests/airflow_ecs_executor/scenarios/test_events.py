@@ -132,7 +132,9 @@ def test_two_schedulers_each_track_their_own_tasks_by_events_and_adopt_by_events
         wait_for(drained, timeout=30)
 
         # Scheduler A dies with a task running; B adopts it and sees it stop by its events.
-        long = workload("ok-long", executor_config={"environment": {"FAKE_SLEEP": "4"}})
+        # Long enough to be still running when B adopts it on a loaded machine (4 s was not: the
+        # launch took 5 s to be reported once and B adopted a task that had already ended).
+        long = workload("ok-long", executor_config={"environment": {"FAKE_SLEEP": "15"}})
         a.queue_workload(long, session=None)
         arn: list[str] = []
 
