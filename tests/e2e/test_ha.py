@@ -104,6 +104,7 @@ def test_a_killed_schedulers_ecs_tasks_are_adopted_by_the_other(ha_stack: HaStac
     victim = max(counts, key=lambda name: counts[name])
     survivor = next(name for name in stack.scheduler_names if name != victim)
     orphans = {r.map_index: r.external_executor_id for r in rows if r.queued_by == stack.hostname_of(victim)}
+    orphan_tries = {r.map_index: r.try_number for r in rows if r.queued_by == stack.hostname_of(victim)}
     stack.kill_scheduler(victim)
     killed_at = time.monotonic()
 
@@ -127,18 +128,21 @@ def test_a_killed_schedulers_ecs_tasks_are_adopted_by_the_other(ha_stack: HaStac
     assert jobs[stack.hostname_of(victim)] == "failed"
     assert jobs[stack.hostname_of(survivor)] == "running"
     survivor_log = (stack.home / "logs" / f"{survivor}.log").read_text(errors="replace")
+    # Any try: under load Airflow may count a live scheduler as dead before the kill and reset its
+    # queued task instances (their next try is then the one in ECS when the victim dies).
     adopted = {
         int(index): arn
         for index, arn in re.findall(
-            rf"adopted ha/work/{re.escape(run_id)}/(\d+)/1: ECS task (\S+)",
+            rf"adopted ha/work/{re.escape(run_id)}/(\d+)/\d+: ECS task (\S+)",
             survivor_log,
         )
     }
     assert adopted == orphans, f"{len(adopted)} adopted of {len(orphans)} orphans, {time.monotonic() - killed_at:.0f} s"
-    # Adopted tries kept their try number: the items that succeed did so in their first try.
+    # Adopted tries kept their try number: the items that succeed did so in the try the victim launched.
     final = {r.map_index: r for r in task_instance_rows(stack, "ha", run_id) if r.task_id == "work"}
-    assert all(final[i].try_number == 1 for i in orphans if i != 0)
-    assert final[0].try_number == 2  # failed once (reported by its adopted task), retried, failed
+    assert all(final[i].try_number == orphan_tries[i] for i in orphans if i != 0)
+    # Failed once (reported by its adopted task), retried, failed; one more try if Airflow reset it early.
+    assert final[0].try_number in (2, orphan_tries.get(0, 1) + 1)
 
     # (b) below needs every task's stop time, and the request log complete: wait for the last to stop.
     tasks = _stopped_ecs_tasks_of_run(stack, run_id)
