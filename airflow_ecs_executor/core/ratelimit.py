@@ -52,6 +52,20 @@ PROBE_SCALE = 0.05  # calls/s gained beyond the last cut: PROBE_SCALE x (seconds
 # it allows (20 saved + 20/s, sent at 30/s: 40 calls in the first 2 s either way), and several
 # schedulers starting bursts at once learn of the throttling before they have sent theirs in full.
 PEAK = 1.5
+# AWS's RunTask bucket saves as many calls as it refills in a second (20 + 20/s); ours saves
+# SAVED_SHARE of that. Our burst then ends while AWS's bucket still holds a few calls, and the calls
+# whose latency brings them to AWS early or together land on those instead of on a throttle (which
+# costs a scheduler alone a cut of its rate: about a quarter of a second of launches). Measured in a
+# simulation of a 300-call burst against AWS's bucket with the latency ahead of the bucket: at 50,
+# 150 and 500 ms median 1.1 / 1.3 / 1.3 throttles and 14.39 / 14.59 / 15.28 s with the whole burst
+# saved, none / none / 0.1 and 14.27 / 14.39 / 15.06 s with 0.8 of it. Several schedulers are not
+# affected: they live on the refill, not on the saved burst.
+SAVED_SHARE = 0.8
+
+
+def saved_burst(rate: float) -> float:
+    """How many calls an executor launching at ``rate`` per second saves up: a little less than AWS does."""
+    return max(1.0, SAVED_SHARE * rate)
 
 
 class AdaptiveRate:

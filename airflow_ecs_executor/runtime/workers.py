@@ -30,7 +30,7 @@ from typing import Any
 from airflow_ecs_executor.aws.client import DESCRIBE_BATCH, AwsCallError, EcsClient, LaunchResult
 from airflow_ecs_executor.aws.requests import RequestError
 from airflow_ecs_executor.core.classify import LaunchErrorKind, TaskObservation
-from airflow_ecs_executor.core.ratelimit import AdaptiveBucket, InFlightLimit, TokenBucket
+from airflow_ecs_executor.core.ratelimit import AdaptiveBucket, InFlightLimit, TokenBucket, saved_burst
 
 _log = logging.getLogger(__name__)
 MIN_IN_FLIGHT = 4  # RunTask calls under way at once, at least (unless launch_concurrency is lower)
@@ -185,7 +185,7 @@ class Workers:
         self._clock = clock
         # The launch rate adapts to throttling (other schedulers and ECS users share the account's
         # quota); the calls in flight follow the measured RunTask latency, up to launch_concurrency.
-        self._bucket = AdaptiveBucket(launch_rate, max(1.0, launch_rate), clock(), min_rate=min(0.5, launch_rate))
+        self._bucket = AdaptiveBucket(launch_rate, saved_burst(launch_rate), clock(), min_rate=min(0.5, launch_rate))
         self._in_flight = InFlightLimit(min(MIN_IN_FLIGHT, launch_concurrency), launch_concurrency)
         self._describe_bucket = TokenBucket(describe_rate, max(1.0, describe_rate), clock())
         self._bucket_lock = threading.Lock()
