@@ -192,6 +192,17 @@ class ExecutorConfig(BaseModel):
         ge=0.1,
         description="Seconds between DescribeTasks rounds over the running tasks (100 per call).",
     )
+    describe_rate: float = Field(
+        10.0,
+        gt=0,
+        le=50,
+        description=(
+            "DescribeTasks calls per second at most (polling and reconciliation). The account's "
+            "cluster-read bucket refills about 20 a second and is shared with the console and every "
+            "other tool: with more running tasks than describe_rate x 100 x poll_interval, a round "
+            "takes longer than poll_interval."
+        ),
+    )
     # -- tracking by ECS events (docs/setup.md, "Tracking by ECS events") --
     task_events_queue_url: OptionalStr = Field(
         None,

@@ -254,6 +254,7 @@ class EcsExecutor(BaseExecutor):
             launch_rate=self.config.launch_rate,
             launch_concurrency=self.config.launch_concurrency,
             poll_interval=self.config.poll_interval,
+            describe_rate=self.config.describe_rate,
         )
         self._start_events()
         self.log.info(

@@ -43,7 +43,11 @@ from ecs_emulator import Emulator
 from ecs_emulator.profile import Profile, load_profile
 from ecs_emulator.runners import SIM_DURATION_ENV
 
-VARIANTS = ("ours-events", "ours-polling", "upstream")
+VARIANTS = ("ours-events", "ours-polling", "ours-polling-2s", "upstream")
+# ours-polling-2s: polling with its DescribeTasks cap (describe_rate, 10/s by default) raised to what
+# a round over every task each poll_interval (2 s) needs: the freshness events give, bought by
+# polling. Beyond 2,000 running tasks that is more than the account's cluster-read bucket refills.
+POLL_INTERVAL = 2.0
 READ_APIS = ("DescribeTasks", "DescribeClusters", "ListTasks")
 QUEUE = "bench-task-events"
 
@@ -72,6 +76,8 @@ def run_variant(variant: str, n: int, task_seconds: float, heartbeat_interval: f
         env = {**os.environ, "PYTHONWARNINGS": "ignore", "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
         if variant == "ours-events":
             env["AIRFLOW__ECS_EXECUTOR__TASK_EVENTS_QUEUE_URL"] = events_queue(emulator)
+        if variant == "ours-polling-2s":
+            env["AIRFLOW__ECS_EXECUTOR__DESCRIBE_RATE"] = f"{min(50.0, max(10.0, n / 100 / POLL_INTERVAL)):g}"
         ecs = _client(emulator, "ecs")
         ecs.register_task_definition(  # the same bench-task, with this run's task duration
             family="bench-task",
@@ -232,6 +238,13 @@ def markdown(report: dict[str, Any]) -> str:
         "| succeeded | failed | lost | duplicated |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    kept = meta.get("kept_rows")
+    if kept:
+        lines[1:1] = [
+            "",
+            f"The rows of {', '.join(kept['variants'])} are from the run at commit {kept['commit'][:10]} "
+            f"(load average {kept['load_average']}); the others from this one.",
+        ]
     for row in report["rows"]:
         if "error" in row:
             lines.append(f"| {row['variant']} | did not run: {row['error']} |" + " |" * 7)
@@ -292,12 +305,13 @@ def run(
 ) -> dict[str, Any]:
     load_at_start = load_average()
     rows = []
+    scenarios: list[dict[str, Any]] | None = None
     if not variants and out is not None and (out / "events.json").exists():
         # The scenarios alone (``--variants`` with none): the tracking rows of the last run are kept.
         previous = json.loads((out / "events.json").read_text())
-        meta = {**previous["meta"], "scenarios_date": datetime.now(UTC).strftime("%Y-%m-%d")}
-        meta.update(scenarios_commit=git_commit(), scenarios_load_average_start=load_at_start)
-        kept: dict[str, Any] = {**previous, "meta": meta}
+        kept_meta = {**previous["meta"], "scenarios_date": datetime.now(UTC).strftime("%Y-%m-%d")}
+        kept_meta.update(scenarios_commit=git_commit(), scenarios_load_average_start=load_at_start)
+        kept: dict[str, Any] = {**previous, "meta": kept_meta}
         kept["scenarios"] = run_scenarios(scenario_size, heartbeat_interval) if scenario_size != "none" else []
         kept["meta"]["scenarios_load_average_end"] = load_average()
         (out / "events.json").write_text(json.dumps(kept, indent=1))
@@ -307,17 +321,40 @@ def run(
         print(f"==> tracking {tasks} tasks of {task_seconds:g} s: {variant}", flush=True)
         rows.append(run_variant(variant, tasks, task_seconds, heartbeat_interval))
         print(f"    {rows[-1]}", flush=True)
+    meta: dict[str, Any] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "commit": git_commit(),
+        "tasks": tasks,
+        "task_seconds": task_seconds,
+        "heartbeat_interval": heartbeat_interval,
+        "load_average_start": load_at_start,
+    }
+    if set(variants) != set(VARIANTS) and out is not None and (out / "events.json").exists():
+        # Some variants only: the others' rows of the last run of the same size are kept, and said so.
+        previous = json.loads((out / "events.json").read_text())
+        same = (previous["meta"]["tasks"], previous["meta"]["task_seconds"]) == (tasks, task_seconds)
+        kept_rows = [row for row in previous["rows"] if row["variant"] not in variants] if same else []
+        if kept_rows:
+            meta["kept_rows"] = {
+                "variants": [row["variant"] for row in kept_rows],
+                "commit": previous["meta"].get("kept_rows", {}).get("commit", previous["meta"]["commit"]),
+                "load_average": f"{previous['meta'].get('load_average_start', '?')} at the start",
+            }
+        order = {name: i for i, name in enumerate(VARIANTS)}
+        rows = sorted(rows + kept_rows, key=lambda row: order.get(row["variant"], len(order)))
+        if scenario_size == "none" and previous.get("scenarios"):  # the last scenarios stay, with their dates
+            meta.update({k: v for k, v in previous["meta"].items() if k.startswith("scenarios_")})
+            meta.setdefault("scenarios_date", previous["meta"]["date"])
+            meta.setdefault("scenarios_commit", previous["meta"]["commit"])
+            meta.setdefault("scenarios_load_average_start", previous["meta"].get("load_average_start", "?"))
+            meta.setdefault("scenarios_load_average_end", previous["meta"].get("load_average_end", "?"))
+            scenarios = previous["scenarios"]
     report: dict[str, Any] = {
-        "meta": {
-            "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-            "commit": git_commit(),
-            "tasks": tasks,
-            "task_seconds": task_seconds,
-            "heartbeat_interval": heartbeat_interval,
-            "load_average_start": load_at_start,
-        },
+        "meta": meta,
         "rows": rows,
-        "scenarios": run_scenarios(scenario_size, heartbeat_interval) if scenario_size != "none" else [],
+        "scenarios": scenarios
+        if scenarios is not None
+        else (run_scenarios(scenario_size, heartbeat_interval) if scenario_size != "none" else []),
     }
     report["meta"]["load_average_end"] = load_average()
     if out is not None:
