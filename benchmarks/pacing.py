@@ -313,7 +313,7 @@ def run(
     if keep_upstream and (RESULTS / "pacing.json").exists():
         previous = json.loads((RESULTS / "pacing.json").read_text())
         kept = [row for row in previous["burst"] if row["executor"] == "upstream"]
-        report["meta"]["upstream_rows_from"] = previous["meta"]["commit"]
+        report["meta"]["upstream_rows_from"] = previous["meta"].get("upstream_rows_from", previous["meta"]["commit"])
         upstream = False
     for n in (1, 2, 3):
         print(f"==> shared quota: {n} scheduler(s), {total} workloads", flush=True)
