@@ -179,7 +179,11 @@ def run_one(
                 reason = (stderr.strip().splitlines() or ["no output"])[-1][:300]
                 return {"executor": executor, "scenario": sc.name, "n": sc.n, "error": reason}
             seen = json.loads(out_path.read_text())
-        return summarise(seen, emulator.tasks(with_overrides=True), emulator.counters(), sc)
+        got = summarise(seen, emulator.tasks(with_overrides=True), emulator.counters(), sc)
+        # The executor's warnings and errors (the child logs at WARNING): a fallback to polling, a
+        # restarted worker. Kept with the figures they explain.
+        got["log_warnings"] = [line[:300] for line in stderr.splitlines() if "WARNING" in line or "ERROR" in line][:20]
+        return got
 
 
 def summarise(

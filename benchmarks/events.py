@@ -201,6 +201,8 @@ def run_scenarios(size: str, heartbeat_interval: float) -> list[dict[str, Any]]:
                 row[variant] = {"error": got["error"]}
                 continue
             row[variant] = {k: got.get(k) for k in (*SCENARIO_KEYS, "succeeded", "failed", "lost", "duplicated")}
+            if got.get("log_warnings"):
+                row[variant]["log_warnings"] = got["log_warnings"]
             row[variant]["read_calls_per_workload"] = sum(
                 got["api_calls_per_workload"].get(api, 0) for api in READ_APIS
             )
@@ -214,6 +216,10 @@ def run_scenarios(size: str, heartbeat_interval: float) -> list[dict[str, Any]]:
         print(f"    {row}", flush=True)
         out.append(row)
     return out
+
+
+def _today() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d")
 
 
 def load_average() -> str:
@@ -238,13 +244,14 @@ def markdown(report: dict[str, Any]) -> str:
         "| succeeded | failed | lost | duplicated |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    kept = meta.get("kept_rows")
-    if kept:
-        lines[1:1] = [
-            "",
-            f"The rows of {', '.join(kept['variants'])} are from the run at commit {kept['commit'][:10]} "
-            f"(load average {kept['load_average']}); the others from this one.",
-        ]
+    if meta.get("kept_rows"):
+        earlier = [row for row in report["rows"] if row["variant"] in meta["kept_rows"]]
+        said = "; ".join(
+            f"{row['variant']} at commit {row['run']['commit'][:10]} ({row['run'].get('date', '?')}, load average "
+            f"{row['run'].get('load_average_start', '?')} at its start)"
+            for row in earlier
+        )
+        lines[1:1] = ["", f"Rows from earlier runs (`--variants` reran the others): {said}."]
     for row in report["rows"]:
         if "error" in row:
             lines.append(f"| {row['variant']} | did not run: {row['error']} |" + " |" * 7)
@@ -319,7 +326,9 @@ def run(
         return kept
     for variant in variants:
         print(f"==> tracking {tasks} tasks of {task_seconds:g} s: {variant}", flush=True)
+        load_before = load_average()
         rows.append(run_variant(variant, tasks, task_seconds, heartbeat_interval))
+        rows[-1]["run"] = {"commit": git_commit(), "load_average_start": load_before, "date": _today()}
         print(f"    {rows[-1]}", flush=True)
     meta: dict[str, Any] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
@@ -334,12 +343,17 @@ def run(
         previous = json.loads((out / "events.json").read_text())
         same = (previous["meta"]["tasks"], previous["meta"]["task_seconds"]) == (tasks, task_seconds)
         kept_rows = [row for row in previous["rows"] if row["variant"] not in variants] if same else []
+        for row in kept_rows:  # rows of runs before rows said where they came from: the run's commit
+            row.setdefault(
+                "run",
+                {
+                    "commit": previous["meta"]["commit"],
+                    "load_average_start": previous["meta"].get("load_average_start", "?"),
+                    "date": previous["meta"]["date"],
+                },
+            )
         if kept_rows:
-            meta["kept_rows"] = {
-                "variants": [row["variant"] for row in kept_rows],
-                "commit": previous["meta"].get("kept_rows", {}).get("commit", previous["meta"]["commit"]),
-                "load_average": f"{previous['meta'].get('load_average_start', '?')} at the start",
-            }
+            meta["kept_rows"] = [row["variant"] for row in kept_rows]
         order = {name: i for i, name in enumerate(VARIANTS)}
         rows = sorted(rows + kept_rows, key=lambda row: order.get(row["variant"], len(order)))
         if scenario_size == "none" and previous.get("scenarios"):  # the last scenarios stay, with their dates
