@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 import zlib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,15 +59,35 @@ def _client(emulator: Emulator, service: str) -> Any:
     return boto3.client(service, **emulator.client_kwargs())
 
 
+def clear_events(emulator: Emulator) -> None:
+    """Remove the rules and queues of earlier runs in this process.
+
+    moto's backends are global to the process and outlive an emulator: a rule made for one run
+    would route the next run's events (the same cluster ARN) into its queue. A polling run then fed
+    a queue nobody read, and the next run with events found thousands of stale messages ahead of its
+    own (its stops reached the executor 10 to 30 s late).
+    """
+    sqs, events = (_client(emulator, s) for s in ("sqs", "events"))
+    for rule in events.list_rules(NamePrefix=QUEUE)["Rules"]:
+        targets = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
+        if targets:
+            events.remove_targets(Rule=rule["Name"], Ids=[t["Id"] for t in targets])
+        events.delete_rule(Name=rule["Name"])
+    for url in sqs.list_queues(QueueNamePrefix=QUEUE).get("QueueUrls", []):
+        sqs.delete_queue(QueueUrl=url)
+
+
 def events_queue(emulator: Emulator) -> str:
-    """The rule and queue deploy/cloudformation.yaml creates, in the emulator's moto."""
+    """The rule and queue deploy/cloudformation.yaml creates, in the emulator's moto (fresh names each run)."""
+    clear_events(emulator)
+    name = f"{QUEUE}-{uuid.uuid4().hex[:8]}"
     sqs, events, ecs = (_client(emulator, s) for s in ("sqs", "events", "ecs"))
-    url = str(sqs.create_queue(QueueName=QUEUE)["QueueUrl"])
+    url = str(sqs.create_queue(QueueName=name)["QueueUrl"])
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     cluster = ecs.describe_clusters(clusters=["bench"])["clusters"][0]["clusterArn"]
     pattern = {"source": ["aws.ecs"], "detail-type": ["ECS Task State Change"], "detail": {"clusterArn": [cluster]}}
-    events.put_rule(Name=QUEUE, EventPattern=json.dumps(pattern), State="ENABLED")
-    events.put_targets(Rule=QUEUE, Targets=[{"Id": "scheduler", "Arn": arn}])
+    events.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED")
+    events.put_targets(Rule=name, Targets=[{"Id": "scheduler", "Arn": arn}])
     return url
 
 
@@ -74,6 +95,7 @@ def run_variant(variant: str, n: int, task_seconds: float, heartbeat_interval: f
     with Emulator("aws", runner="simulated") as emulator:
         prepare(emulator)
         env = {**os.environ, "PYTHONWARNINGS": "ignore", "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
+        clear_events(emulator)
         if variant == "ours-events":
             env["AIRFLOW__ECS_EXECUTOR__TASK_EVENTS_QUEUE_URL"] = events_queue(emulator)
         if variant == "ours-polling-2s":
@@ -165,6 +187,12 @@ def events_env(emulator: Emulator) -> dict[str, str]:
     return {"AIRFLOW__ECS_EXECUTOR__TASK_EVENTS_QUEUE_URL": events_queue(emulator)}
 
 
+def no_events_env(emulator: Emulator) -> dict[str, str]:
+    """compare.run_one's hook for polling: no rule of an earlier run routes this run's events."""
+    clear_events(emulator)
+    return {}
+
+
 SCENARIO_KEYS = (
     "elapsed_s",
     "queued_to_running_p50_s",
@@ -191,7 +219,7 @@ def run_scenarios(size: str, heartbeat_interval: float) -> list[dict[str, Any]]:
         pair = {}
         for variant in ("ours-polling", "ours-events"):
             print(f"==> {sc.name} ({sc.description}): {variant}", flush=True)
-            hook = events_env if variant == "ours-events" else None
+            hook = events_env if variant == "ours-events" else no_events_env
             pair[variant] = compare.run_one(
                 "ours", sc, profile=seeded_aws(sc.name), heartbeat_interval=heartbeat_interval, extra_env=hook
             )
