@@ -302,7 +302,9 @@ def markdown(report: dict[str, Any]) -> str:
             "",
             "The load scenarios of `benchmarks.compare`, our executor polling and with events "
             "(all final: seconds until every workload had its final state; each pair on the `aws` "
-            f"profile with the same seed, so both draw the same lifecycle times).{when}",
+            "profile with the same seed; the emulator's lifecycle draws still differ between the two, as they follow "
+            'the order of the API calls, so "all final" varies by the last tasks\' lifecycles: what tracking '
+            f"controls is STOPPED→final).{when}",
             "",
             "| scenario | all final (s) polling / events | queued→running p99 (s) polling / events "
             "| STOPPED→final p99 (s) polling / events "
