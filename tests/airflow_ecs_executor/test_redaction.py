@@ -59,42 +59,48 @@ def test_ordinary_dotted_names_are_kept() -> None:
     assert redact_text(text) == text
 
 
+# Run in a process of its own: Airflow's configure_logging points structlog and the root logger at
+# this test's buffer for the rest of the process, and a later test on the same pytest worker (the
+# amazon provider's log fetcher in test_real_clients) would then print nowhere it can see.
+_WORKLOAD_LOG_LINE = """
+import io, sys, uuid
+import structlog
+from airflow.executors import workloads
+from airflow.sdk.log import configure_logging
+from airflow_ecs_executor.aws.unseal import hide_token_in_repr
+
+JWT = sys.argv[1]
+ti = {
+    "id": str(uuid.uuid4()), "dag_version_id": str(uuid.uuid4()), "task_id": "t", "dag_id": "d",
+    "run_id": "r", "try_number": 1, "map_index": -1, "pool_slots": 1, "queue": "default",
+    "priority_weight": 1,
+}
+workload = workloads.ExecuteTask.model_validate(
+    {"token": JWT, "ti": ti, "dag_rel_path": "d.py", "bundle_info": {"name": "b"}, "log_path": None}
+)
+hide_token_in_repr(type(workload))
+out = io.BytesIO()
+configure_logging(output=out, json_output=True)  # what execute_workload sets up in the container
+structlog.get_logger(logger_name="airflow.sdk.execution_time.execute_workload").info(
+    "Executing workload", workload=workload
+)
+assert workload.token == JWT  # only its repr changed: the task still authenticates with it
+sys.stdout.write(out.getvalue().decode())
+"""
+
+
 def test_the_task_s_own_log_line_of_the_workload_leaves_the_token_out() -> None:
     """Airflow's execute_workload logs the workload to the container's output (CloudWatch) by its repr.
 
     Airflow 3.1 printed the token there; the unseal step leaves it out on every supported Airflow.
     """
-    import io
-    import uuid
+    import subprocess
+    import sys
 
-    import structlog
-    from airflow.executors import workloads
-    from airflow.sdk.log import configure_logging
-
-    from airflow_ecs_executor.aws.unseal import hide_token_in_repr
-
-    ti = {
-        "id": str(uuid.uuid4()),
-        "dag_version_id": str(uuid.uuid4()),
-        "task_id": "t",
-        "dag_id": "d",
-        "run_id": "r",
-        "try_number": 1,
-        "map_index": -1,
-        "pool_slots": 1,
-        "queue": "default",
-        "priority_weight": 1,
-    }
-    workload = workloads.ExecuteTask.model_validate(
-        {"token": JWT, "ti": ti, "dag_rel_path": "d.py", "bundle_info": {"name": "b"}, "log_path": None}
+    done = subprocess.run(
+        [sys.executable, "-c", _WORKLOAD_LOG_LINE, JWT], capture_output=True, text=True, timeout=300
     )
-    hide_token_in_repr(type(workload))
-    out = io.BytesIO()
-    configure_logging(output=out, json_output=True)  # what execute_workload sets up in the container
-    structlog.get_logger(logger_name="airflow.sdk.execution_time.execute_workload").info(
-        "Executing workload", workload=workload
-    )
-    line = out.getvalue().decode()
+    assert done.returncode == 0, done.stderr
+    line = done.stdout
     assert "Executing workload" in line and "ti=" in line
     assert JWT not in line
-    assert workload.token == JWT  # only its repr changed: the task still authenticates with it
