@@ -190,7 +190,10 @@ class ExecutorConfig(BaseModel):
     poll_interval: float = Field(
         2.0,
         ge=0.1,
-        description="Seconds between DescribeTasks rounds over the running tasks (100 per call).",
+        description=(
+            "Seconds from the start of one DescribeTasks round over the running tasks (100 per call) "
+            "to the start of the next; a round that describe_rate stretches beyond it is followed at once."
+        ),
     )
     describe_rate: float = Field(
         10.0,
@@ -200,7 +203,7 @@ class ExecutorConfig(BaseModel):
             "DescribeTasks calls per second at most (polling and reconciliation). The account's "
             "cluster-read bucket refills about 20 a second and is shared with the console and every "
             "other tool: with more running tasks than describe_rate x 100 x poll_interval, a round "
-            "takes longer than poll_interval."
+            "takes longer than poll_interval and polling runs at describe_rate without a pause."
         ),
     )
     # -- tracking by ECS events (docs/setup.md, "Tracking by ECS events") --

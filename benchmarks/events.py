@@ -204,10 +204,12 @@ SCENARIO_KEYS = (
 
 
 def seeded_aws(name: str) -> Profile:
-    """The aws profile with a seed of the scenario's own: both runs of a pair draw the same lifecycles.
+    """The aws profile with a seed of the scenario's own: both runs' n-th tasks live the same lifecycle.
 
+    The emulator seeds each task's draws by the profile's seed and the task's place in launch order.
     Unseeded, each run draws its own provisioning and start times, and with 20 tasks the slowest
-    draw alone moved "all final" by seconds between two runs of the same executor.
+    draw alone moved "all final" by seconds between two runs of the same executor. API latencies
+    and the order in which each executor launches are still each run's own.
     """
     return load_profile("aws").model_copy(update={"seed": zlib.crc32(name.encode())})
 

@@ -94,6 +94,7 @@ class EcsService:
         # RunTask with that token still answers with it, never with a new task.
         self._retired: dict[str, Task] = {}
         self._tokens = ClientTokens(on_forget=self._forget_retired)
+        self._launched = 0  # tasks created so far: the n-th task's draws come from (seed, n)
         self.capacity = Capacity(self.names, rng, profile.capacity.max_tasks, profile.capacity.max_vcpu)
         self._launch_buckets = {
             "FARGATE": TokenBucket(b.capacity, b.rate) if (b := profile.fargate_launch) else None,
@@ -107,7 +108,6 @@ class EcsService:
             runner=runner,
             faults=faults,
             logs=logs,
-            rng=rng,
             counters=self.counters,
             on_running=self.capacity.running,
             on_stopped=self._stopped,
@@ -324,6 +324,7 @@ class EcsService:
                     names=self.names,
                     faults=self._faults,
                 )
+                task.rng = self._task_rng()
                 self._tasks[task.task_id] = task
                 self.capacity.hold(task, where.instance, reserve_cpu, reserve_memory)
                 self.lifecycle.start(task)
@@ -343,6 +344,17 @@ class EcsService:
             self._tasks.pop(task.task_id, None)
             if task.client_token:
                 self._retired[task.task_id] = task
+
+    def _task_rng(self) -> random.Random:
+        """A new task's own generator, seeded by (profile seed, the task's place in launch order).
+
+        Two runs of one seeded profile give their n-th tasks the same lifecycle even when API calls,
+        placement draws and transitions interleave differently. Unseeded: a draw from the service's.
+        """
+        self._launched += 1
+        if self.profile.seed is None:
+            return random.Random(self._rng.random())
+        return random.Random(f"{self.profile.seed}/task/{self._launched}")
 
     def _forget_retired(self, task_arns: tuple[str, ...]) -> None:
         for arn in task_arns:

@@ -13,7 +13,6 @@ slow), which takes the lock only to record what it started.
 from __future__ import annotations
 
 import logging
-import random
 import signal
 import threading
 import time
@@ -47,7 +46,6 @@ class TaskLifecycle:
         runner: Runner,
         faults: FaultPlan,
         logs: LogsService,
-        rng: random.Random,
         counters: Counter[str],
         on_running: Callable[[Task], None],
         on_stopped: Callable[[Task], None],
@@ -58,7 +56,6 @@ class TaskLifecycle:
         self._runner = runner
         self._faults = faults
         self._logs = logs
-        self._rng = rng
         self._counters = counters
         self._on_running = on_running
         self._on_stopped = on_stopped
@@ -68,9 +65,9 @@ class TaskLifecycle:
         """Begin a new task's walk (its status is PROVISIONING, or PENDING without an ENI)."""
         if task.eni is None:
             task.pull_started_at = task.created_at
-            self._after(self.profile.lifecycle.pending.sample(self._rng), task, self._pulled)
+            self._after(self.profile.lifecycle.pending.sample(task.rng), task, self._pulled)
         else:
-            self._after(self.profile.lifecycle.provisioning.sample(self._rng), task, self._to_pending)
+            self._after(self.profile.lifecycle.provisioning.sample(task.rng), task, self._to_pending)
 
     def _after(self, delay: float, task: Task, step: Callable[[Task], None]) -> None:
         def run() -> None:
@@ -94,7 +91,7 @@ class TaskLifecycle:
             return
         self._set_status(task, "PENDING")
         task.pull_started_at = time.time()
-        self._after(self.profile.lifecycle.pending.sample(self._rng), task, self._pulled)
+        self._after(self.profile.lifecycle.pending.sample(task.rng), task, self._pulled)
 
     def _pulled(self, task: Task) -> None:
         if task.last_status != "PENDING" or task.desired_status != "RUNNING":
@@ -108,7 +105,7 @@ class TaskLifecycle:
             return
         task.pull_stopped_at = time.time()
         self._set_status(task, "ACTIVATING")
-        self._after(self.profile.lifecycle.activating.sample(self._rng), task, self._activate)
+        self._after(self.profile.lifecycle.activating.sample(task.rng), task, self._activate)
 
     def _prepare_logs(self, task: Task) -> str | None:
         for c in task.containers:
@@ -139,6 +136,7 @@ class TaskLifecycle:
                 working_directory=c.working_directory,
                 memory_limit_mib=c.memory_limit_mib if self.profile.enforce_memory else None,
                 labels={"com.amazonaws.ecs.task-arn": task.arn},
+                rng=task.rng,
             )
             try:
                 handle = self._runner.start(spec, self._output_sink(c), self._exit_sink(task, c))
@@ -228,7 +226,7 @@ class TaskLifecycle:
     def _continue_stop(self, task: Task) -> None:
         if task.last_status == "RUNNING":
             self._set_status(task, "DEACTIVATING")
-            self._after(self.profile.lifecycle.deactivating.sample(self._rng), task, self._deactivated)
+            self._after(self.profile.lifecycle.deactivating.sample(task.rng), task, self._deactivated)
         else:  # nothing runs yet: no container to signal
             for c in task.containers:
                 c.last_status = TERMINAL
@@ -261,13 +259,13 @@ class TaskLifecycle:
         task.execution_stopped_at = time.time()
         # Without an ENI there is nothing to deprovision: STOPPING leads straight to STOPPED.
         after_stopping = self._deprovision if task.eni else self._stopped
-        self._after(self.profile.lifecycle.stopping.sample(self._rng), task, after_stopping)
+        self._after(self.profile.lifecycle.stopping.sample(task.rng), task, after_stopping)
 
     def _deprovision(self, task: Task) -> None:
         self._set_status(task, "DEPROVISIONING")
         if task.eni:
             task.eni["status"] = "DELETED"
-        self._after(self.profile.lifecycle.deprovisioning.sample(self._rng), task, self._stopped)
+        self._after(self.profile.lifecycle.deprovisioning.sample(task.rng), task, self._stopped)
 
     def _stopped(self, task: Task) -> None:
         task.stopped_at = time.time()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -209,6 +210,10 @@ class Task:
     stopped_reason: str | None = None
     starting: bool = False
     spot_after: float | None = None
+    # The task's own draws (its lifecycle's durations, a simulated container's run time): with a
+    # seeded profile, the n-th task of two runs lives the same lifecycle whatever the order of the
+    # API calls and transitions around it (EcsService.run_task seeds it).
+    rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
 
     @property
     def is_spot(self) -> bool:

@@ -82,6 +82,7 @@ class ContainerSpec:
     working_directory: str | None = None
     memory_limit_mib: int | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    rng: random.Random | None = None  # the task's own draws (model.Task.rng); None: the runner's
 
 
 class Handle(Protocol):
@@ -306,7 +307,10 @@ class SimulatedRunner:
 
     def start(self, spec: ContainerSpec, on_output: OnOutput, on_exit: OnExit) -> Handle:
         env = spec.environment
-        duration = float(env[SIM_DURATION_ENV]) if SIM_DURATION_ENV in env else self.settings.duration.sample(self._rng)
+        if SIM_DURATION_ENV in env:
+            duration = float(env[SIM_DURATION_ENV])
+        else:
+            duration = self.settings.duration.sample(spec.rng or self._rng)
         code = int(env[SIM_EXIT_CODE_ENV]) if SIM_EXIT_CODE_ENV in env else self.settings.exit_code
         handle = _SimulatedHandle(self, on_exit)
         self.timeline.call_later(duration, lambda: handle.finish(code))

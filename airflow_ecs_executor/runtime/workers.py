@@ -441,16 +441,18 @@ class Workers:
 
     # -- tracker --------------------------------------------------------------------------------
     def _track_loop(self) -> None:
-        while not self._closed.wait(self._poll_interval):
+        # poll_interval is the period of the rounds: a round starts poll_interval after the last one
+        # started, or at once when that one (paced by describe_rate) took longer.
+        next_round = self._clock() + self._poll_interval
+        while not self._closed.wait(max(0.0, next_round - self._clock())):
+            next_round = self._clock() + self._poll_interval
             with self._watch_lock:
                 watch = dict(self._watch)
             futures = []
             for cluster, arns in watch.items():
                 ordered = sorted(arns)
                 for i in range(0, len(ordered), DESCRIBE_BATCH):
-                    with self._bucket_lock:
-                        wait = self._describe_bucket.take(self._clock())
-                    if wait > 0 and self._closed.wait(wait):
+                    if not self._describe_token():
                         return
                     futures.append(
                         self._pool.submit(self._describe_into_queue, cluster, ordered[i : i + DESCRIBE_BATCH])
@@ -471,15 +473,19 @@ class Workers:
             for i in range(0, len(ordered), DESCRIBE_BATCH):
                 self._pool.submit(self._paced_describe, cluster, ordered[i : i + DESCRIBE_BATCH])
 
-    def _paced_describe(self, cluster: str, arns: list[str]) -> None:
+    def _describe_token(self) -> bool:
+        """Wait for a DescribeTasks token and take it (describe_rate); False once closing."""
         while True:
             with self._bucket_lock:
                 pause = self._describe_bucket.take(self._clock())
             if pause <= 0:
-                break
+                return True
             if self._closed.wait(pause):
-                return
-        self._describe_into_queue(cluster, arns)
+                return False
+
+    def _paced_describe(self, cluster: str, arns: list[str]) -> None:
+        if self._describe_token():
+            self._describe_into_queue(cluster, arns)
 
     def _describe(self, cluster: str, arns: list[str]) -> Described:
         try:

@@ -14,6 +14,7 @@ import pytest
 from ecs_emulator import Emulator, load_profile
 from ecs_emulator.cli import build_parser
 from ecs_emulator.profile import BUILTIN_PROFILES
+from ecs_emulator.runners import SIM_DURATION_ENV
 from tests.helpers import aws_client, python_container, register_instance
 
 AWSVPC_ORDER = [
@@ -139,3 +140,55 @@ def test_cli_accepts_time_scale() -> None:
     """``ecs-emulator --profile aws-lifecycle --time-scale 0.1``."""
     args = build_parser().parse_args(["--profile", "aws-lifecycle", "--time-scale", "0.1"])
     assert args.time_scale == 0.1
+
+
+def _lifecycle_draws(*, spaced: bool, seed: int) -> list[list[float]]:
+    """Each task's lifecycle dwell times, in launch order, for five Fargate tasks of a seeded profile.
+
+    ``spaced`` launches them 0.3 s apart (each walks part of its lifecycle before the next starts),
+    else all at once: the transitions of the tasks interleave differently.
+    """
+    profile = load_profile("aws").model_copy(update={"seed": seed, "runner": "simulated"})
+    draws: dict[str, list[float]] = {}
+    with Emulator(profile, time_scale=0.01) as em:
+        after = em.ecs.lifecycle._after
+
+        def noted(delay: float, task: Any, step: Any) -> None:  # a spy: records, then does the real thing
+            draws.setdefault(task.task_id, []).append(delay)
+            after(delay, task, step)
+
+        em.ecs.lifecycle._after = noted  # type: ignore[method-assign]
+        ecs = aws_client("ecs", em)
+        ecs.create_cluster(clusterName="c")
+        ecs.register_task_definition(
+            family="fg",
+            requiresCompatibilities=["FARGATE"],
+            networkMode="awsvpc",
+            cpu="256",
+            memory="512",
+            containerDefinitions=[{**python_container(), "environment": [{"name": SIM_DURATION_ENV, "value": "0.2"}]}],
+        )
+        network = {"awsvpcConfiguration": {"subnets": ["subnet-1"]}}
+        arns = []
+        for _ in range(5):
+            run = ecs.run_task(cluster="c", taskDefinition="fg", launchType="FARGATE", networkConfiguration=network)
+            arns.append(run["tasks"][0]["taskArn"])
+            if spaced:
+                time.sleep(0.3)
+        deadline = time.monotonic() + 60
+        while any(t["lastStatus"] != "STOPPED" for t in ecs.describe_tasks(cluster="c", tasks=arns)["tasks"]):
+            assert time.monotonic() < deadline, "tasks did not stop within 60 s"
+            time.sleep(0.05)
+    return [draws[arn.rsplit("/", 1)[-1]] for arn in arns]
+
+
+def test_a_seeded_profile_gives_the_nth_task_the_same_lifecycle_however_calls_interleave() -> None:
+    """Benchmarks run two executors on one seeded profile and compare them: the n-th task each starts
+    must live the same lifecycle, whatever the order of the API calls and transitions around it."""
+    together = _lifecycle_draws(spaced=False, seed=11)
+    assert [len(d) for d in together] == [
+        6
+    ] * 5  # provisioning, pending, activating, deactivating, stopping, deprovisioning
+    assert len({tuple(d) for d in together}) == 5  # each task draws its own
+    assert _lifecycle_draws(spaced=True, seed=11) == together
+    assert _lifecycle_draws(spaced=False, seed=12) != together

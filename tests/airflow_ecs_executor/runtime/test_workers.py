@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from typing import Any
@@ -256,5 +257,30 @@ def test_a_refused_describe_batch_is_split_so_one_bad_arn_hides_nothing(emulator
         assert sorted(o.arn for o in described.observations) == sorted(good)
         assert described.unreadable == [(bad, "InvalidParameterException: Identifier is for account 9")]
         assert described.error is None
+    finally:
+        workers.close()
+
+
+def test_poll_interval_is_the_period_of_the_rounds_not_a_pause_after_each(emulator: Emulator) -> None:
+    """A round that takes 0.3 s (DescribeTasks slowed) still starts every 0.5 s; a pause would make it 0.8 s."""
+    ecs = setup(emulator)
+    client = EcsClient(ecs, "c")
+    starts: list[float] = []
+    real = client.describe_tasks
+
+    def slow(cluster: str, arns: Any) -> Any:
+        starts.append(time.monotonic())
+        time.sleep(0.3)
+        return real(cluster, arns)
+
+    client.describe_tasks = slow  # type: ignore[method-assign]
+    workers = Workers(client, launch_rate=100, launch_concurrency=2, poll_interval=0.5)
+    try:
+        workers.submit("t", 1, request("t"), priority=0)
+        [done] = collect(workers, 1)
+        workers.track({"c": frozenset({done.result.observation.arn})})  # type: ignore[union-attr]
+        wait_for(lambda: len(starts) >= 7, timeout=30)
+        gaps = [b - a for a, b in itertools.pairwise(starts[1:])]
+        assert sorted(gaps)[len(gaps) // 2] < 0.65, gaps  # the median gap: 0.5 s, not 0.8 s
     finally:
         workers.close()
