@@ -304,9 +304,9 @@ def markdown(report: dict[str, Any]) -> str:
             "",
             "The load scenarios of `benchmarks.compare`, our executor polling and with events "
             "(all final: seconds until every workload had its final state; each pair on the `aws` "
-            "profile with the same seed; the emulator's lifecycle draws still differ between the two, as they follow "
-            'the order of the API calls, so "all final" varies by the last tasks\' lifecycles: what tracking '
-            f"controls is STOPPED→final).{when}",
+            "profile with the same seed, so the n-th task either run starts lives the same lifecycle; API "
+            'latencies and the order in which the executor launches are each run\'s own, so "all final" '
+            f"varies by a few seconds: what tracking controls is STOPPED→final).{when}",
             "",
             "| scenario | all final (s) polling / events | queued→running p99 (s) polling / events "
             "| STOPPED→final p99 (s) polling / events "

@@ -148,7 +148,14 @@ class Profile(_Strict):
     name: str = "custom"
     description: str = ""
     runner: RunnerKind = "process"
-    seed: int | None = None
+    seed: int | None = Field(
+        None,
+        description=(
+            "seeds every random draw; each task's lifecycle and simulated run time come from (seed, its "
+            "place in launch order), the same in two runs whatever the order of calls around it; API "
+            "latencies, placement, faults and event faults follow the order of the calls"
+        ),
+    )
     latency: dict[str, Spread] = Field(default_factory=dict, description='per API name, or "default"')
     throttling: dict[str, Bucket] = Field(default_factory=dict, description="named request buckets")
     fargate_launch: Bucket | None = Field(None, description="Fargate On-Demand task launches (tasks, not calls)")

@@ -499,9 +499,10 @@ class Workers:
             if len(arns) == 1:
                 return Described(cluster, [], [], unreadable=[(arns[0], f"{exc.code}: {exc.message}")])
         # DescribeTasks refuses the whole call for one ARN it cannot describe (InvalidParameterException
-        # for an ARN of another account or Region): split the batch so the others are still seen.
+        # for an ARN of another account or Region): split the batch so the others are still seen, each
+        # half's call paced by describe_rate like any other.
         half = len(arns) // 2
-        left, right = self._describe(cluster, arns[:half]), self._describe(cluster, arns[half:])
+        left, right = self._paced_half(cluster, arns[:half]), self._paced_half(cluster, arns[half:])
         return Described(
             cluster,
             [*left.observations, *right.observations],
@@ -509,6 +510,11 @@ class Workers:
             left.error or right.error,
             [*left.unreadable, *right.unreadable],
         )
+
+    def _paced_half(self, cluster: str, arns: list[str]) -> Described:
+        if not self._describe_token():  # closing: nothing learnt, nothing concluded
+            return Described(cluster, [], [])
+        return self._describe(cluster, arns)
 
     def _describe_into_queue(self, cluster: str, arns: list[str]) -> None:
         self._results.put(self._describe(cluster, arns))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from typing import Any
@@ -262,16 +261,21 @@ def test_a_refused_describe_batch_is_split_so_one_bad_arn_hides_nothing(emulator
 
 
 def test_poll_interval_is_the_period_of_the_rounds_not_a_pause_after_each(emulator: Emulator) -> None:
-    """A round that takes 0.3 s (DescribeTasks slowed) still starts every 0.5 s; a pause would make it 0.8 s."""
+    """A round that takes 0.3 s (DescribeTasks slowed) is followed by the next 0.5 s after it started:
+    0.2 s idle, less on a slow machine; a pause after each round would leave 0.5 s idle."""
     ecs = setup(emulator)
     client = EcsClient(ecs, "c")
     starts: list[float] = []
+    ends: list[float] = []
     real = client.describe_tasks
 
     def slow(cluster: str, arns: Any) -> Any:
         starts.append(time.monotonic())
         time.sleep(0.3)
-        return real(cluster, arns)
+        try:
+            return real(cluster, arns)
+        finally:
+            ends.append(time.monotonic())
 
     client.describe_tasks = slow  # type: ignore[method-assign]
     workers = Workers(client, launch_rate=100, launch_concurrency=2, poll_interval=0.5)
@@ -280,7 +284,40 @@ def test_poll_interval_is_the_period_of_the_rounds_not_a_pause_after_each(emulat
         [done] = collect(workers, 1)
         workers.track({"c": frozenset({done.result.observation.arn})})  # type: ignore[union-attr]
         wait_for(lambda: len(starts) >= 7, timeout=30)
-        gaps = [b - a for a, b in itertools.pairwise(starts[1:])]
-        assert sorted(gaps)[len(gaps) // 2] < 0.65, gaps  # the median gap: 0.5 s, not 0.8 s
+        idle = [start - end for end, start in zip(ends[1:6], starts[2:7], strict=True)]
+        assert sorted(idle)[len(idle) // 2] < 0.4, idle  # the median idle time between rounds
     finally:
         workers.close()
+
+
+def test_every_describe_call_takes_a_describe_rate_token(emulator: Emulator) -> None:
+    """The tracker waited for a token and then sent its call without taking one: twice describe_rate."""
+    ecs = setup(emulator)
+    client = EcsClient(ecs, "c")
+    calls: list[float] = []
+    real = client.describe_tasks
+
+    def counted(cluster: str, arns: Any) -> Any:
+        calls.append(time.monotonic())
+        return real(cluster, arns)
+
+    client.describe_tasks = counted  # type: ignore[method-assign]
+    workers = Workers(client, launch_rate=100, launch_concurrency=2, poll_interval=0.1, describe_rate=2)
+    taken: list[float] = []
+    take = workers._describe_bucket.take
+
+    def noted(now: float) -> float:
+        wait = take(now)
+        if wait <= 0:
+            taken.append(now)
+        return wait
+
+    workers._describe_bucket.take = noted  # type: ignore[method-assign]
+    try:
+        workers.submit("t", 1, request("t"), priority=0)
+        [done] = collect(workers, 1)
+        workers.track({"c": frozenset({done.result.observation.arn})})  # type: ignore[union-attr]
+        wait_for(lambda: len(calls) >= 5, timeout=30)
+    finally:
+        workers.close()
+    assert len(calls) <= len(taken)

@@ -1,4 +1,5 @@
-"""Tracking by ECS events: two schedulers (a queue each, fed by one rule), adoption, fallback to polling.
+"""Tracking by ECS events: two schedulers (a queue each, fed by one rule), adoption, fallback to polling;
+and polling's own pace (describe_rate).
 
 Reconciliation is set far beyond the test's length, so a task's progress after the feed is up can
 only have come from its events: the emulator counts every DescribeTasks call.
@@ -186,3 +187,31 @@ def test_a_queue_that_cannot_be_read_falls_back_to_polling_then_recovers(
         assert metrics.counts["ecs_executor.events.recovered"] == 1
     finally:
         ex.terminate()
+
+
+def _describes_while_one_task_runs(emulator: Emulator, describe_rate: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    """DescribeTasks calls in 3 s of polling one running task every 0.1 s (the least), at this describe_rate."""
+    from airflow_ecs_executor import EcsExecutor
+
+    monkeypatch.setenv("AIRFLOW__ECS_EXECUTOR__POLL_INTERVAL", "0.1")
+    monkeypatch.setenv("AIRFLOW__ECS_EXECUTOR__DESCRIBE_RATE", describe_rate)
+    ex = EcsExecutor()
+    ex.start()
+    try:
+        ex.queue_workload(workload("sleep"), session=None)
+        wait_for(lambda: (ex.heartbeat(), any(t["lastStatus"] == "RUNNING" for t in emulator.tasks()))[1])
+        time.sleep(1.5)  # the tracker's first calls spent whatever burst its bucket had
+        before = int(emulator.counters()["api"]["DescribeTasks"]["calls"])
+        time.sleep(3)
+        return int(emulator.counters()["api"]["DescribeTasks"]["calls"]) - before
+    finally:
+        ex.terminate()
+
+
+def test_polling_keeps_to_describe_rate(
+    ecs_setup: Any, executor_env: dict[str, str], emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """[ecs_executor] describe_rate caps the tracker's DescribeTasks calls, whatever poll_interval asks."""
+    capped = _describes_while_one_task_runs(emulator, "1", monkeypatch)
+    assert 2 <= capped <= 1 * 3 + 1  # 1 a second for 3 s, one call of slack
+    assert _describes_while_one_task_runs(emulator, "20", monkeypatch) >= capped + 4  # 30 on a quiet machine

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -237,31 +236,3 @@ def test_intermediate_states_are_seen_on_aws_timings(
     statuses = {status for status, _ in seen}
     assert {"PENDING", "STOPPED"} <= statuses, seen  # the relaunched task may end before a poll sees it RUNNING
     assert ("STOPPING", False) in seen or ("DEACTIVATING", False) in seen, seen
-
-
-def _describes_while_one_task_runs(emulator: Emulator, describe_rate: str, monkeypatch: pytest.MonkeyPatch) -> int:
-    """DescribeTasks calls in 3 s of polling one running task every 0.1 s (the least), at this describe_rate."""
-    from airflow_ecs_executor import EcsExecutor
-
-    monkeypatch.setenv("AIRFLOW__ECS_EXECUTOR__POLL_INTERVAL", "0.1")
-    monkeypatch.setenv("AIRFLOW__ECS_EXECUTOR__DESCRIBE_RATE", describe_rate)
-    ex = EcsExecutor()
-    ex.start()
-    try:
-        ex.queue_workload(workload("sleep"), session=None)
-        wait_for(lambda: (ex.heartbeat(), any(t["lastStatus"] == "RUNNING" for t in emulator.tasks()))[1])
-        time.sleep(1.5)  # the tracker's first calls spent whatever burst its bucket had
-        before = int(emulator.counters()["api"]["DescribeTasks"]["calls"])
-        time.sleep(3)
-        return int(emulator.counters()["api"]["DescribeTasks"]["calls"]) - before
-    finally:
-        ex.terminate()
-
-
-def test_polling_keeps_to_describe_rate(
-    ecs_setup: Any, executor_env: dict[str, str], emulator: Emulator, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """[ecs_executor] describe_rate caps the tracker's DescribeTasks calls, whatever poll_interval asks."""
-    capped = _describes_while_one_task_runs(emulator, "1", monkeypatch)
-    assert 2 <= capped <= 1 * 3 + 1  # 1 a second for 3 s, one call of slack
-    assert _describes_while_one_task_runs(emulator, "20", monkeypatch) >= 3 * capped
