@@ -59,6 +59,21 @@ def watch(
     raise AssertionError(f"task did not stop within {timeout} s: {seen}")
 
 
+def fargate_cluster(em: Emulator, container: dict[str, Any]) -> Any:
+    """An ECS client, cluster "c" and Fargate task definition "fg" running ``container``."""
+    ecs = aws_client("ecs", em)
+    ecs.create_cluster(clusterName="c")
+    ecs.register_task_definition(
+        family="fg",
+        requiresCompatibilities=["FARGATE"],
+        networkMode="awsvpc",
+        cpu="256",
+        memory="512",
+        containerDefinitions=[container],
+    )
+    return ecs
+
+
 @pytest.fixture
 def scaled() -> Any:
     with Emulator("aws-lifecycle", time_scale=0.1, validate_responses=True) as em:
@@ -69,16 +84,7 @@ def scaled() -> Any:
 def test_fargate_task_shows_every_status_in_order_at_scaled_aws_timings(scaled: Emulator) -> None:
     """ECS API model, Task.lastStatus; Developer Guide "Amazon ECS task lifecycle": an awsvpc task walks all
     eight statuses; with time_scale 0.1 each stays visible to DescribeTasks, STOPPING for hundreds of ms."""
-    ecs = aws_client("ecs", scaled)
-    ecs.create_cluster(clusterName="c")
-    ecs.register_task_definition(
-        family="fg",
-        requiresCompatibilities=["FARGATE"],
-        networkMode="awsvpc",
-        cpu="256",
-        memory="512",
-        containerDefinitions=[python_container(code="import time; time.sleep(0.3)")],
-    )
+    ecs = fargate_cluster(scaled, python_container(code="import time; time.sleep(0.3)"))
     network = {"awsvpcConfiguration": {"subnets": ["subnet-1"]}}
     arn = ecs.run_task(cluster="c", taskDefinition="fg", launchType="FARGATE", networkConfiguration=network)
     at_most: dict[str, float] = {}
@@ -158,16 +164,7 @@ def _lifecycle_draws(*, spaced: bool, seed: int) -> list[list[float]]:
             after(delay, task, step)
 
         em.ecs.lifecycle._after = noted  # type: ignore[method-assign]
-        ecs = aws_client("ecs", em)
-        ecs.create_cluster(clusterName="c")
-        ecs.register_task_definition(
-            family="fg",
-            requiresCompatibilities=["FARGATE"],
-            networkMode="awsvpc",
-            cpu="256",
-            memory="512",
-            containerDefinitions=[{**python_container(), "environment": [{"name": SIM_DURATION_ENV, "value": "0.2"}]}],
-        )
+        ecs = fargate_cluster(em, {**python_container(), "environment": [{"name": SIM_DURATION_ENV, "value": "0.2"}]})
         network = {"awsvpcConfiguration": {"subnets": ["subnet-1"]}}
         arns = []
         for _ in range(5):

@@ -34,6 +34,14 @@ def collect(workers: Workers, n: int) -> list[LaunchDone]:
     return done
 
 
+def track_one(workers: Workers) -> None:
+    """Launch one task and hand it to the tracker."""
+    workers.submit("t", 1, request("t"), priority=0)
+    [done] = collect(workers, 1)
+    assert done.result is not None
+    workers.track({"c": frozenset({done.result.observation.arn})})  # type: ignore[union-attr]
+
+
 def test_ready_jobs_launch_in_priority_order(emulator: Emulator) -> None:
     ecs = setup(emulator)
     workers = Workers(EcsClient(ecs, "c"), launch_rate=1000, launch_concurrency=1)
@@ -280,9 +288,7 @@ def test_poll_interval_is_the_period_of_the_rounds_not_a_pause_after_each(emulat
     client.describe_tasks = slow  # type: ignore[method-assign]
     workers = Workers(client, launch_rate=100, launch_concurrency=2, poll_interval=0.5)
     try:
-        workers.submit("t", 1, request("t"), priority=0)
-        [done] = collect(workers, 1)
-        workers.track({"c": frozenset({done.result.observation.arn})})  # type: ignore[union-attr]
+        track_one(workers)
         wait_for(lambda: len(starts) >= 7, timeout=30)
         idle = [start - end for end, start in zip(ends[1:6], starts[2:7], strict=True)]
         assert sorted(idle)[len(idle) // 2] < 0.4, idle  # the median idle time between rounds
@@ -314,9 +320,7 @@ def test_every_describe_call_takes_a_describe_rate_token(emulator: Emulator) -> 
 
     workers._describe_bucket.take = noted  # type: ignore[method-assign]
     try:
-        workers.submit("t", 1, request("t"), priority=0)
-        [done] = collect(workers, 1)
-        workers.track({"c": frozenset({done.result.observation.arn})})  # type: ignore[union-attr]
+        track_one(workers)
         wait_for(lambda: len(calls) >= 5, timeout=30)
     finally:
         workers.close()
