@@ -615,14 +615,22 @@ class EcsExecutor(BaseExecutor):
 
         Each adopted task is tracked in the cluster its ARN names; what it was launched with (its
         container, launch attempt and workload) comes from its first observation. A task that cannot
-        be described is kept and tracked, never handed back to be launched a second time.
+        be described is kept and tracked, never handed back to be launched a second time. A task
+        instance without an ARN is handed back to be reset, unless this executor is launching it.
         """
         not_adopted = []
         now = self._clock()
         for ti in tis:
             parsed = parse_task_arn(ti.external_executor_id)
             if parsed is None:
-                not_adopted.append(ti)
+                if self._launches_itself(ti.key):
+                    # Airflow took this scheduler for dead and hands back a task instance it queued
+                    # whose ECS task is not started (or its ARN not yet recorded). This executor still
+                    # launches it: a reset now would queue a second try beside the launch under way.
+                    self.running.add(ti.key)
+                    self.log.info("kept %s: this scheduler queued it and launches it", _workload_id(ti.key))
+                else:
+                    not_adopted.append(ti)
                 continue
             tracked = self._held.get(self._by_arn.get(parsed.arn, ""))
             if tracked is not None and not tracked.record.done:
@@ -649,6 +657,13 @@ class EcsExecutor(BaseExecutor):
                 self._reconciler.ask(parsed.arn)
             self.log.info("adopted %s: ECS task %s", record.workload_id, parsed.arn)
         return not_adopted
+
+    def _launches_itself(self, key: Any) -> bool:
+        """Whether this executor holds the try ``key`` names, still to be launched or launching."""
+        if key in self.queued_tasks:  # queued with the executor, not yet handed to _process_workloads
+            return True
+        held = self._held.get(self._current.get(_identity(key), ""))
+        return held is not None and held.key == key and not held.record.done
 
     def terminate(self) -> None:
         """Stop every ECS task this executor holds; StopTask calls are waited for, bounded."""

@@ -9,7 +9,9 @@ Airflow counts a scheduler as dead when its job has not heartbeaten for
 ``[scheduler] scheduler_health_check_threshold`` seconds; every
 ``[scheduler] orphaned_tasks_check_interval`` seconds each live scheduler looks for task instances
 that a dead one queued and hands them to its executor's ``try_adopt_task_instances``. The devstack
-sets both short, so a killed scheduler's tasks are adopted within about 15 s.
+keeps Airflow's default threshold (30 s: a shorter one let a live scheduler, slowed by a loaded CI
+machine, be counted as dead and lose its queued task instances to resets) and checks for orphans
+every 5 s, so a killed scheduler's tasks are adopted within about 35 s.
 
 With task events on (the default, as for ``Stack``: unless ``ECS_DEVSTACK_TASK_EVENTS=0``) each
 scheduler reads an SQS queue of its own (``airflow-ecs-task-events-scheduler-<n>``), every queue a
@@ -40,9 +42,9 @@ from ecs_emulator import credentials as emulator_credentials
 
 SCHEDULER_ENV = "DEVSTACK_SCHEDULER"  # the name a scheduler process goes by, for its host name
 HA_SETTINGS = {
-    # A scheduler whose job has not heartbeaten for this long is dead (the devstack's schedulers
-    # heartbeat every second; a loaded 2-core machine can delay one by a few seconds).
-    "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "10",
+    # A scheduler whose job has not heartbeaten for this long is dead: Airflow's default. The devstack's
+    # schedulers heartbeat every second, but on a loaded 2-core machine one loop took over 10 s.
+    "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "30",
     # How often each scheduler looks for a dead one's task instances to adopt.
     "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "5",
 }

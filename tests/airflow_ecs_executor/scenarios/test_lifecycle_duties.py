@@ -255,6 +255,32 @@ def test_adopting_a_task_it_already_tracks_changes_nothing(executor: Any, emulat
     assert item.ti.key in executor.running
 
 
+def test_its_own_task_instances_not_yet_launched_are_kept_not_reset(executor: Any, emulator: Emulator) -> None:
+    """Airflow took this scheduler for dead and hands back what it queued: no ARN yet, but it launches them.
+
+    A reset would queue a second try of each while this executor still launches the first.
+    """
+    launching = workload("ok", dag_id="launching")
+    waiting = workload("ok", dag_id="waiting")
+    emulator.inject("throttle", api="RunTask", count=2)
+    executor.queue_workload(launching, session=None)
+    executor.heartbeat()  # handed to the executor: its RunTask throttled and sent again
+    executor.queue_workload(waiting, session=None)  # queued with the executor, not yet handed over
+    assert launching.ti.key in {h.key for h in executor._held.values()}
+    assert waiting.ti.key in executor.queued_tasks
+    foreign = workload("ok", dag_id="another-scheduler")
+    tis = [
+        SimpleNamespace(key=w.ti.key, external_executor_id=None, priority_weight=1)
+        for w in (launching, waiting, foreign)
+    ]
+
+    assert [ti.key for ti in executor.try_adopt_task_instances(tis)] == [foreign.ti.key]  # only that one is reset
+
+    out = finals(executor, {launching.ti.key, waiting.ti.key})
+    assert {s for s, _ in out.values()} == {"success"}
+    assert len(emulator.tasks()) == 2  # each launched once
+
+
 def test_run_helper_reports_states(executor: Any) -> None:
     assert {str(s) for s, _ in run(executor, [workload("ok")]).values()} == {"success"}
 
