@@ -627,7 +627,6 @@ class EcsExecutor(BaseExecutor):
                     # Airflow took this scheduler for dead and hands back a task instance it queued
                     # whose ECS task is not started (or its ARN not yet recorded). This executor still
                     # launches it: a reset now would queue a second try beside the launch under way.
-                    self.running.add(ti.key)
                     self.log.info("kept %s: this scheduler queued it and launches it", _workload_id(ti.key))
                 else:
                     not_adopted.append(ti)
