@@ -134,7 +134,7 @@ def test_oom_fails_with_reason(executor: Any) -> None:
 
 
 def test_credentials_expired_then_back(executor: Any, emulator: Emulator) -> None:
-    emulator.inject("expired_credentials", seconds=3)
+    emulator.inject("expired_credentials", seconds=6)  # RunTask is sent well within it, even on a loaded machine
     final = run(executor, [workload("ok")], timeout=90)
     assert states(final) == {"ok": "success"}
     assert len(emulator.tasks()) == 1
