@@ -30,8 +30,12 @@ def emulator_client_kwargs(emulator: Emulator | str) -> dict[str, Any]:
     )
 
 
-def aws_client(service: str, emulator: Emulator | str, *, attempts: int = 1, read_timeout: float = 10.0) -> Any:
-    """A boto3 client for the emulator, with its credentials; by default no retries, so tests see raw behaviour."""
+def aws_client(service: str, emulator: Emulator | str, *, attempts: int = 1, read_timeout: float = 60.0) -> Any:
+    """A boto3 client for the emulator, with its credentials; by default no retries, so tests see raw behaviour.
+
+    The read timeout is generous: moto's first call to a service imports its backend, which takes
+    seconds on a busy machine. A test of lost responses passes a short one.
+    """
     return boto3.client(
         service,
         **emulator_client_kwargs(emulator),

@@ -143,7 +143,7 @@ class TestMissingLogGroup:
         The Docker driver retries creating the stream in the background; the emulator, stricter,
         never creates it, even once the group exists.
         """
-        code = "import time; time.sleep(0.5); print('lost')"
+        code = "import time; time.sleep(3); print('lost')"  # RUNNING outlasts a slow poll
         container = self.absent(**({"mode": mode} if mode else {}))
         container["command"] = [sys.executable, "-c", code]
         ecs.create_cluster(clusterName="c")

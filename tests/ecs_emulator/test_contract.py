@@ -60,7 +60,7 @@ def _lists_tasks(ecs: Any, *, unless: str) -> bool:
 
 class TestLifecycle:
     def test_statuses_in_order_and_timestamps_monotonic(self, ecs: Any) -> None:
-        setup(ecs, python_container(code="import time; time.sleep(0.3)"))
+        setup(ecs, python_container(code="import time; time.sleep(2)"))  # RUNNING outlasts a slow poll
         arn = run(ecs)
         seen: list[str] = []
         versions: list[int] = []
@@ -134,7 +134,7 @@ class TestLifecycle:
     def test_non_essential_container_exit_keeps_task_running(self, ecs: Any) -> None:
         setup(
             ecs,
-            python_container("main", code="import time; time.sleep(1.0)"),
+            python_container("main", code="import time; time.sleep(5)"),  # outlasts a slow poll of the sidecar
             python_container("sidecar", code="pass", essential=False),
         )
         arn = run(ecs)
@@ -146,7 +146,7 @@ class TestLifecycle:
 
         task = wait_for(sidecar_done)
         assert task["desiredStatus"] == "RUNNING"
-        final = wait_stopped(ecs, "c", arn)
+        final = wait_stopped(ecs, "c", arn, timeout=60)
         assert final["stopCode"] == "EssentialContainerExited"
 
     def test_essential_exit_stops_other_containers(self, ecs: Any) -> None:
@@ -206,7 +206,7 @@ class TestThrottlingAndCapacity:
     def test_throttling_bucket(self) -> None:
         from ecs_emulator.profile import Bucket, Profile
 
-        profile = Profile(name="tight", throttling={"run": Bucket(capacity=2, rate=0.5, apis=["ListTasks"])})
+        profile = Profile(name="tight", throttling={"run": Bucket(capacity=2, rate=0.01, apis=["ListTasks"])})
         with Emulator(profile, validate_responses=True) as em:
             ecs = aws_client("ecs", em)
             ecs.create_cluster(clusterName="c")
@@ -253,7 +253,8 @@ class TestThrottlingAndCapacity:
 
 class TestRetention:
     def test_stopped_task_becomes_missing(self) -> None:
-        with Emulator("fast", stopped_task_retention=0.3, validate_responses=True) as em:
+        # Retained long enough for a wait on a loaded machine to see it STOPPED first.
+        with Emulator("fast", stopped_task_retention=3, validate_responses=True) as em:
             ecs = aws_client("ecs", em)
             setup(ecs, python_container())
             arn = run(ecs)
@@ -262,7 +263,7 @@ class TestRetention:
             def missing() -> list[dict[str, Any]]:
                 return list(ecs.describe_tasks(cluster="c", tasks=[arn])["failures"])
 
-            assert wait_for(missing, timeout=5) == [{"arn": arn, "reason": "MISSING"}]
+            assert wait_for(missing, timeout=20) == [{"arn": arn, "reason": "MISSING"}]
 
 
 class TestStopTask:
@@ -277,22 +278,30 @@ class TestStopTask:
         assert task["stoppedReason"] == "no longer needed"
         assert task["containers"][0]["exitCode"] == 143
 
-    def test_sigkill_after_stop_timeout(self, ecs: Any) -> None:
+    def test_sigkill_after_stop_timeout(self, emulator: Emulator, ecs: Any) -> None:
         code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
         setup(ecs, python_container(code=code, stopTimeout=1))
         arn = run(ecs)
-        wait_for(lambda: ecs.describe_tasks(cluster="c", tasks=[arn])["tasks"][0]["lastStatus"] == "RUNNING")
-        time.sleep(0.3)  # let the program install its SIGTERM handler
+
+        def handler_installed() -> bool:  # it prints "up" once SIGTERM is ignored
+            row = next(t for t in emulator.tasks() if t["taskArn"] == arn)
+            return "up" in row["containers"][0]["tail"]
+
+        wait_for(handler_installed)
         ecs.stop_task(cluster="c", task=arn)
         task = wait_stopped(ecs, "c", arn)
         assert task["containers"][0]["exitCode"] == 137
         assert (task["executionStoppedAt"] - task["stoppingAt"]).total_seconds() >= 0.9
 
-    def test_stop_before_start(self, ecs: Any) -> None:
-        setup(ecs, python_container())
-        arn = run(ecs)
-        ecs.stop_task(cluster="c", task=arn)
-        task = wait_stopped(ecs, "c", arn)
+    def test_stop_before_start(self) -> None:
+        # AWS-like dwell times (scaled): a Fargate task provisions and pends for over a second, so the
+        # stop lands before its container starts (on the fast profile a loaded machine let it start).
+        with Emulator("aws-lifecycle", time_scale=0.3, validate_responses=True) as em:
+            ecs = aws_client("ecs", em)
+            setup(ecs, python_container(), **FARGATE_DEF)
+            arn = run(ecs, launchType="FARGATE", networkConfiguration=NETWORK)
+            ecs.stop_task(cluster="c", task=arn)
+            task = wait_stopped(ecs, "c", arn, timeout=60)
         assert task["stopCode"] == "UserInitiated"
         assert "exitCode" not in task["containers"][0]
 

@@ -147,8 +147,9 @@ def publish(faults: EventFaults, n: int = 40) -> tuple[list[int], Counter[str]]:
         for v in range(1, n + 1):
             task.version = v
             events.changed(task)  # type: ignore[arg-type]
-        wait_for(lambda: len(delivered) >= counters["events.published"] - counters["events.dropped"], timeout=10)
-        time.sleep(0.3)
+        expected = n - counters["events.dropped"] + counters["events.duplicated"]
+        wait_for(lambda: len(delivered) >= expected, timeout=30)
+        time.sleep(0.3)  # nothing more comes
     finally:
         timeline.stop()
     return delivered, counters

@@ -237,7 +237,7 @@ class TestWaitersAndLogFetcher:
                 aws_conn_id="aws_default",
             )
             fetcher.start()
-            wait_for(lambda: len(seen) == 3, timeout=10)
+            wait_for(lambda: len(seen) == 3, timeout=60)  # its first fetch builds Airflow's hook and a client
             fetcher.stop()
             fetcher.join()
         finally:

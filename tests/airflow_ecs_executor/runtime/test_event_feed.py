@@ -60,7 +60,7 @@ class Collected:
 
 def test_several_receivers_hand_over_every_message_and_only_acknowledged_ones_are_deleted(emulator: Emulator) -> None:
     sqs = aws_client("sqs", emulator, read_timeout=60)  # the first moto request imports moto: slow on a busy machine
-    url = fresh_queue(sqs, "feed-receivers", visibility=3)
+    url = fresh_queue(sqs, "feed-receivers", visibility=15)  # receiving and acking all 30 take longer on a busy machine
     for start in range(0, 30, 10):
         sqs.send_message_batch(
             QueueUrl=url, Entries=[{"Id": str(n), "MessageBody": body(n)} for n in range(start, start + 10)]
@@ -76,7 +76,10 @@ def test_several_receivers_hand_over_every_message_and_only_acknowledged_ones_ar
         # Deleted: all but the five; those come back after the visibility timeout, and are deleted once acked.
         wait_for(lambda: left_in(sqs, url) == 5, timeout=30)
         before = len(seen.messages)
-        wait_for(lambda: seen.drain() or {m.observation.arn for m in seen.messages[before:] if m.observation} >= kept)
+        wait_for(
+            lambda: seen.drain() or {m.observation.arn for m in seen.messages[before:] if m.observation} >= kept,
+            timeout=60,
+        )
         again = [m for m in seen.messages[before:] if m.observation is not None]
         assert {m.observation.arn for m in again if m.observation} == kept
         feed.ack([m.receipt for m in again])
