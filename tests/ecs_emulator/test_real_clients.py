@@ -167,7 +167,9 @@ class TestEcsRunTaskOperator:
 
     def test_reattach_finds_the_task_still_running(self, aws: Any) -> None:
         """A second try of the same task instance (a restarted worker) attaches to the running task."""
-        command = code("reattached", sleep=5)
+        command = code(
+            "reattached", sleep=20
+        )  # still running when the second operator, slower to start on a busy machine, looks
         first = operator("long", command, reattach=True, wait_for_completion=False)
         first.execute({"ti": _TaskInstance("long")})
         wait_for(lambda: aws.describe_tasks(cluster=CLUSTER, tasks=[first.arn])["tasks"][0]["lastStatus"] == "RUNNING")
