@@ -12,6 +12,7 @@ A block runs when the line before its fence is a marker (see README.md, "Develop
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -161,7 +162,8 @@ def _stop_group(pgid: int) -> None:
         except ProcessLookupError:
             return
         subprocess.run(["sleep", "0.5"], check=False)
-    os.killpg(pgid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):  # the last of them may end just now
+        os.killpg(pgid, signal.SIGKILL)
 
 
 def _logs(home: Path) -> str:
